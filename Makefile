@@ -1,0 +1,31 @@
+# latentgen: the two commands of the README, and their parts.
+#   make book   install, prepare data, execute every chapter (profile: $LATENTGEN_PROFILE, else paper on GPU / quick on CPU)
+#               and render the book into _build/html
+#   make test   install, prepare data, unit tests + toolbox notebooks (nbval) + the book build with -W
+PY ?= python3
+SHARED_DATA ?= ../shared/data
+export LATENTGEN_DATA ?= $(CURDIR)/data
+export MPLBACKEND ?= Agg
+
+.PHONY: install data book test unit bench
+
+install:
+	$(PY) -m pip install -e ".[dev]"
+
+# offline copies (this project's machines) are used when present; elsewhere torchvision downloads on first use
+data:
+	@if [ -d "$(SHARED_DATA)" ]; then latentgen data prepare --source "$(SHARED_DATA)"; fi
+	latentgen data check
+
+book: install data
+	jupyter-book build . --all -W -n --keep-going
+
+test: install data
+	LATENTGEN_PROGRESS=0 $(PY) -m pytest --nbval-lax tests nbs/0*.ipynb
+
+# fast loop while developing: unit tests only (no notebooks, no book)
+unit:
+	LATENTGEN_PROGRESS=0 $(PY) -m pytest tests -m "not book"
+
+bench:
+	$(PY) benchmarks/train_loop.py

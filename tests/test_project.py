@@ -1,0 +1,58 @@
+"Project-level checks: nbdev export is in sync, the book extension maps directives, the book builds."
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "_ext"))
+from nbdev_directives import process_notebook  # noqa: E402
+
+
+def _nb(*sources):
+    return {"cells": [{"cell_type": "code", "metadata": {}, "source": s} for s in sources]}
+
+
+def test_directives_become_tags_and_disappear():
+    nb = process_notebook(_nb("#| default_exp data", "#| export\ndef f(): pass", "#| hide\nimport x",
+                              "#|eval: false\ntrain()", "#| echo: false\nplot()", "x = 1  # ordinary comment #| not a directive"))
+    cells = nb["cells"]
+    assert not any(l.lstrip().startswith("#|") for c in cells for l in c["source"].splitlines())
+    assert cells[0]["metadata"]["tags"] == ["remove-cell"]
+    assert cells[1]["source"] == "def f(): pass" and "tags" not in cells[1]["metadata"]
+    assert cells[2]["metadata"]["tags"] == ["remove-cell"] and cells[2]["source"] == "import x"
+    assert cells[3]["metadata"]["tags"] == ["skip-execution"]
+    assert cells[4]["metadata"]["tags"] == ["remove-input"]
+    assert cells[5]["source"].startswith("x = 1")
+
+
+def test_no_directive_survives_in_any_notebook():
+    for p in sorted((ROOT / "nbs").glob("*.ipynb")):
+        nb = process_notebook(json.loads(p.read_text()))
+        for c in nb["cells"]:
+            if c["cell_type"] == "code":
+                assert not any(l.lstrip().startswith("#|") for l in c["source"].splitlines()), p.name
+
+
+def test_nbdev_export_leaves_no_diff(tmp_path):
+    for name in ("settings.ini", "nbs", "latentgen"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    subprocess.run(["nbdev_export"], cwd=tmp_path, check=True, capture_output=True)
+    cmp = filecmp.dircmp(ROOT / "latentgen", tmp_path / "latentgen", ignore=["__pycache__"])
+    assert not cmp.diff_files and not cmp.left_only and not cmp.right_only, \
+        f"latentgen/ is out of sync with nbs/: run nbdev_export ({cmp.diff_files + cmp.left_only + cmp.right_only})"
+
+
+@pytest.mark.book
+def test_book_builds_without_warnings():
+    "Executes every notebook in the active profile (quick on CPU) and renders _build/html; -W fails on any warning."
+    r = subprocess.run(["jupyter-book", "build", str(ROOT), "--all", "-W", "-n", "--keep-going"],
+                       cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LATENTGEN_PROGRESS": "0"})
+    assert r.returncode == 0, (r.stdout[-6000:] + r.stderr[-6000:])
+    assert (ROOT / "_build" / "html" / "nbs" / "05_train.html").exists()
