@@ -117,3 +117,11 @@ def test_vae_loss_terms_and_save_load(tmp_path):
         VAE(1)
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "missing.pt")
+
+
+def test_schedulers_step_once_per_epoch():
+    seed_everything(0)
+    t = Trainer(Reg(), lr=1.0, progress=False,
+                schedulers={"loss": lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)})
+    t.fit(data(), epochs=3, batch_size=32)   # 3 batches per epoch
+    assert t.epoch == 3 and t.optimizers["loss"].param_groups[0]["lr"] == pytest.approx(0.125)
