@@ -62,3 +62,12 @@ def test_cli_train_sample_evaluate(tmp_path, capsys):
     assert r["metric_backend"] == OFFLINE_EXTRACTOR and r["data"]["subset"]["n"] == 100
     assert {"fid", "kid", "precision", "recall", "reconstruction", "iwae"} <= set(r["metrics"])
     assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_fidelity_accepts_a_generator_and_draws_in_batches():
+    calls = []
+    def gen(k):
+        calls.append(k); return torch.rand(k, 1, 8, 8)
+    ref = load_dataset("digits", "test")
+    out = fidelity(gen, ref, n_samples=250, batch_size=100, backend="offline", prc=False)
+    assert out["n_samples"] == 250 and calls == [100, 100, 50]
