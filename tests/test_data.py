@@ -8,7 +8,8 @@ from PIL import Image
 
 from latentgen.data import (DatasetNotFoundError, check_images, data_roots, load_celeba, load_cifar10, load_dataset,
                             load_mnist_like, make_celeba_fixture, prepare_offline, read_idx, to_signed, to_unit)
-from tests.helpers import SHARED_DATA, write_idx
+from latentgen.data import write_idx
+from tests.helpers import SHARED_DATA
 
 
 @pytest.mark.parametrize("bad, msg", [

@@ -85,3 +85,14 @@ def test_iwae_bound_is_tight_on_a_linear_gaussian():
     elbo, iw = log_w.mean().item(), iwae_bound(log_w).mean().item()
     assert elbo < iw <= exact + 1e-3 and abs(iw - exact) < 5e-3
     assert abs(bits_per_dim(math.log(2) * 10, 10) - 1.0) < 1e-12
+
+
+def test_sigma_vae_log_sigma_is_soft_clipped_sigma_star():
+    from latentgen.losses import sigma_vae_log_sigma
+    x = torch.rand(4, 1, 4, 4)
+    far = x + 0.5 * torch.randn_like(x)
+    t = sigma_star(x, far).log().item()
+    # m + softplus(t - m) = t + log(1 + exp(-(t - m))): log sigma* plus a tail that vanishes far above the bound
+    assert abs(sigma_vae_log_sigma(x, far).item() - (t + math.log1p(math.exp(-(t + 6))))) < 1e-5
+    assert sigma_vae_log_sigma(x, x + 1e-9).item() >= -6.0                                   # never below it
+    assert torch.allclose(sigma_vae_nll(x, far), gaussian_nll(x, far, 2 * sigma_vae_log_sigma(x, far)))

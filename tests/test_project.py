@@ -56,3 +56,12 @@ def test_book_builds_without_warnings():
                        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LATENTGEN_PROGRESS": "0"})
     assert r.returncode == 0, (r.stdout[-6000:] + r.stderr[-6000:])
     assert (ROOT / "_build" / "html" / "nbs" / "05_train.html").exists()
+
+
+def test_nbval_skips_exactly_the_eval_false_cells():
+    sys.path.insert(0, str(ROOT))
+    from conftest import EVAL_FALSE
+    for src in ("#| eval: false\nfit()", "#|eval:false\nfit()", "x = 1\n#| eval : false"):
+        assert EVAL_FALSE.search(src), src
+    for src in ("#| eval: true\nfit()", "# eval: false (a comment)", "#| export\nx = 1"):
+        assert not EVAL_FALSE.search(src), src
