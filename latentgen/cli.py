@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint"); e.add_argument("--dataset", required=True, choices=DATASETS)
     e.add_argument("--split", default="test"); e.add_argument("--n", type=int, default=1000, help="reference images (seeded subset)")
     e.add_argument("--backend", choices=["auto", "inception", "offline"]); e.add_argument("--iwae-k", type=int, default=0)
-    e.add_argument("--chapter", default="cli"); e.add_argument("--results", default="results")
+    e.add_argument("--chapter", default="cli"); e.add_argument("--results", help="results root (default: results/ at the top of the checkout)")
     e.add_argument("--seed", type=int, default=0); e.add_argument("--device"); e.add_argument("--root")
     e.set_defaults(func=cmd_evaluate)
     return p

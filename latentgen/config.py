@@ -10,7 +10,8 @@ import torch
 
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'get_device', 'seed_everything', 'git_commit', 'device_name', 'run_info',
-           'atomic_write_bytes', 'results_path', 'save_results', 'load_results', 'describe_run']
+           'atomic_write_bytes', 'project_root', 'results_root', 'results_path', 'save_results', 'load_results',
+           'describe_run']
 
 # %% ../nbs/00_config.ipynb #188bf5da
 PROFILES = ("quick", "paper")
@@ -91,14 +92,30 @@ def _jsonable(o):
         return list(o)
     raise TypeError(f"Cannot store {type(o).__name__} in a results file")
 
-def results_path(chapter: str, profile: str, dataset: str, root: str | Path = "results") -> Path:
-    "Where the results of `chapter` on `dataset` under `profile` live."
-    return Path(root) / chapter / get_profile(profile) / f"{dataset}.json"
+def project_root(start: str | Path | None = None) -> Path | None:
+    "The latentgen checkout containing `start` (default: the working directory), found by its `settings.ini`; else None."
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        ini = d / "settings.ini"
+        if ini.is_file() and "lib_name = latentgen" in ini.read_text(errors="ignore"):
+            return d
+    return None
+
+def results_root() -> Path:
+    "Where results files go: `$LATENTGEN_RESULTS`, else `results/` at the top of the checkout (also from `nbs/`), else `./results`."
+    if os.environ.get("LATENTGEN_RESULTS"):
+        return Path(os.environ["LATENTGEN_RESULTS"])
+    root = project_root()
+    return (root if root is not None else Path.cwd()) / "results"
+
+def results_path(chapter: str, profile: str, dataset: str, root: str | Path | None = None) -> Path:
+    "Where the results of `chapter` on `dataset` under `profile` live (under `root`, default `results_root()`)."
+    return Path(root if root is not None else results_root()) / chapter / get_profile(profile) / f"{dataset}.json"
 
 def save_results(metrics: dict, *, chapter: str, dataset: str, config: dict, seed: int,
                  profile: str | None = None, metric_backend: str | None = None,
                  wall_time_s: float | None = None, command: str | None = None,
-                 data: dict | None = None, root: str | Path = "results", device=None) -> Path:
+                 data: dict | None = None, root: str | Path | None = None, device=None) -> Path:
     "Write metrics with full provenance to `results/<chapter>/<profile>/<dataset>.json`; returns the path."
     profile = get_profile(profile)
     record = {"chapter": chapter, "dataset": dataset, "profile": profile, "metrics": metrics,

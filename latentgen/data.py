@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader, Dataset
 # %% auto #0
 __all__ = ['DATASETS', 'CIFAR10_CLASSES', 'CELEBA_SPLITS', 'CELEBA_ATTRS', 'to_signed', 'to_unit', 'check_images',
            'DatasetNotFoundError', 'data_roots', 'ImageTensorDataset', 'read_idx', 'write_idx', 'load_mnist_like',
-           'load_cifar10', 'CelebA', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset', 'load_dataset',
-           'make_loader', 'data_status', 'prepare_offline']
+           'load_cifar10', 'CelebA', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset',
+           'split_holdout', 'load_dataset', 'make_loader', 'data_status', 'prepare_offline']
 
 # %% ../nbs/01_data.ipynb #4af87641
 def to_signed(x: torch.Tensor) -> torch.Tensor:
@@ -336,13 +336,14 @@ def load_digits(split: str = "train"):
 
 # %% ../nbs/01_data.ipynb #9746e25d
 class ImageSubset(Dataset):
-    "A recorded, seeded subset of an image dataset."
-    def __init__(self, base, n: int, seed: int = 0):
-        if not 0 < n <= len(base):
-            raise ValueError(f"subset size must be in 1..{len(base)}, got {n}")
+    "A recorded, seeded subset of an image dataset: `n` items of a seeded permutation (`complement=True`: all the others)."
+    def __init__(self, base, n: int, seed: int = 0, complement: bool = False):
+        if not 0 < n <= len(base) or (complement and n == len(base)):
+            raise ValueError(f"subset size must be in 1..{len(base) - complement}, got {n}")
         g = torch.Generator().manual_seed(seed)
-        self.base, self.seed = base, seed
-        self.indices = torch.randperm(len(base), generator=g)[:n].sort().values
+        self.base, self.seed, self.complement = base, seed, complement
+        perm = torch.randperm(len(base), generator=g)
+        self.indices = (perm[n:] if complement else perm[:n]).sort().values
         self.name, self.split = base.name, base.split
         self.targets = base.targets[self.indices]
 
@@ -357,7 +358,16 @@ class ImageSubset(Dataset):
         return self.base.image_shape
 
     def describe(self) -> dict:
-        return {**self.base.describe(), "n": len(self), "subset": {"n": len(self), "of": len(self.base), "seed": self.seed}}
+        sub = {"n": len(self), "of": len(self.base), "seed": self.seed}
+        if self.complement:
+            sub["complement_of_first"] = len(self.base) - len(self)
+        return {**self.base.describe(), "n": len(self), "subset": sub}
+
+def split_holdout(ds, n_holdout: int, seed: int = 0):
+    "Split one dataset into disjoint, recorded (train, held-out) subsets, e.g. when only a test split is available offline."
+    if not 0 < n_holdout < len(ds):
+        raise ValueError(f"the held-out part must have 1..{len(ds) - 1} items, got {n_holdout}")
+    return ImageSubset(ds, len(ds) - n_holdout, seed), ImageSubset(ds, len(ds) - n_holdout, seed, complement=True)
 
 def load_dataset(name: str, split: str = "train", root=None, download: bool | None = None,
                  subset: int | None = None, seed: int = 0, image_size: int | None = None):

@@ -171,31 +171,38 @@ def fidelity(samples, reference, *, n_samples: int | None = None, backend: str |
     return out
 
 # %% ../nbs/07_metrics.ipynb #8b10edd1
+def _move(t, device):
+    return t.to(device) if device is not None and isinstance(t, torch.Tensor) else t
+
 @torch.no_grad()
-def reconstruction_error(reconstruct, data, *, n: int | None = None, batch_size: int = 256, device=None) -> dict:
-    "Mean per-pixel MSE and L1 of `reconstruct(x)` over (the first `n` items of) a dataset of (image, target)."
+def reconstruction_error(reconstruct, data, *, n: int | None = None, batch_size: int = 256, device=None,
+                         conditional: bool = False) -> dict:
+    """Mean per-pixel MSE and L1 of `reconstruct(x)` over (the first `n` items of) a dataset of (image, target);
+    `conditional=True` calls `reconstruct(x, target)` instead (conditional models)."""
     loader = make_loader(data, batch_size)
     se = ae = count = 0.0
-    for x, *_ in loader:
+    for x, *rest in loader:
         if n is not None and count >= n * x[0].numel():
             break
-        x = x.to(device) if device is not None else x
-        xh = reconstruct(x)
+        x, t = _move(x, device), _move(rest[0] if rest else None, device)
+        xh = reconstruct(x, t) if conditional else reconstruct(x)
         if xh.shape != x.shape:
             raise ValueError(f"reconstruct returned shape {tuple(xh.shape)} for inputs {tuple(x.shape)}")
         se += ((xh - x) ** 2).sum().item(); ae += (xh - x).abs().sum().item(); count += x.numel()
     return {"mse": se / count, "l1": ae / count, "n_pixels": int(count)}
 
 @torch.no_grad()
-def iwae_nll(log_weights, data, *, k: int = 100, batch_size: int = 64, n: int | None = None, device=None) -> dict:
-    "Negative importance-weighted bound (nats per image and bits/dim) from `log_weights(x, k) -> [k, B]`."
+def iwae_nll(log_weights, data, *, k: int = 100, batch_size: int = 64, n: int | None = None, device=None,
+             conditional: bool = False) -> dict:
+    """Negative importance-weighted bound (nats per image and bits/dim) from `log_weights(x, k) -> [k, B]`
+    (`log_weights(x, target, k)` with `conditional=True`)."""
     loader = make_loader(data, batch_size)
     total, count, dims = 0.0, 0, None
-    for x, *_ in loader:
+    for x, *rest in loader:
         if n is not None and count >= n:
             break
-        x = x.to(device) if device is not None else x
-        lw = log_weights(x, k)
+        x, t = _move(x, device), _move(rest[0] if rest else None, device)
+        lw = log_weights(x, t, k) if conditional else log_weights(x, k)
         if lw.shape != (k, len(x)):
             raise ValueError(f"log_weights must return shape [k={k}, batch={len(x)}], got {tuple(lw.shape)}")
         total += -iwae_bound(lw, 0).sum().item(); count += len(x); dims = x[0].numel()

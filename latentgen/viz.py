@@ -3,6 +3,7 @@
 # %% ../nbs/02_viz.ipynb #87543b71
 from __future__ import annotations
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,7 +11,8 @@ import torch
 from torchvision.utils import make_grid
 
 # %% auto #0
-__all__ = ['show_images', 'show_rows', 'show_reconstructions', 'lerp', 'slerp', 'interpolate_decoded', 'plot_history', 'stamp']
+__all__ = ['show_images', 'show_rows', 'show_reconstructions', 'lerp', 'slerp', 'interpolate_decoded', 'plot_history', 'stamp',
+           'save_figure']
 
 # %% ../nbs/02_viz.ipynb #76d7a904
 def _to_numpy_grid(images: torch.Tensor, nrow: int, value_range=(0, 1), pad: int = 2) -> np.ndarray:
@@ -114,3 +116,14 @@ def stamp(fig, profile: str, data: str, extra: str | None = None):
     text = f"profile: {profile} | data: {data}" + (f" | {extra}" if extra else "")
     fig.text(0.5, -0.01, text, ha="center", va="top", fontsize=8, color="0.35")
     return fig
+
+# %% ../nbs/02_viz.ipynb #642a8bd0
+def save_figure(fig, chapter: str, name: str, profile: str | None = None, root=None, dpi: int = 120):
+    "Save `fig` as `<root>/<chapter>/<profile>/figures/<name>.png` (root: `config.results_root()`); returns the path."
+    from latentgen.config import get_profile, results_root
+    if not name or "/" in name or "\\" in name:
+        raise ValueError(f"a figure name must be a plain file name without folders, got {name!r}")
+    path = Path(root if root is not None else results_root()) / chapter / get_profile(profile) / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path

@@ -55,7 +55,9 @@ def test_book_builds_without_warnings():
     r = subprocess.run(["jupyter-book", "build", str(ROOT), "--all", "-W", "-n", "--keep-going"],
                        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LATENTGEN_PROGRESS": "0"})
     assert r.returncode == 0, (r.stdout[-6000:] + r.stderr[-6000:])
-    assert (ROOT / "_build" / "html" / "nbs" / "05_train.html").exists()
+    missing = [p.name for p in sorted((ROOT / "nbs").glob("*.ipynb"))
+               if not (ROOT / "_build" / "html" / "nbs" / f"{p.stem}.html").exists()]
+    assert not missing, f"notebooks not rendered (are they in _toc.yml?): {missing}"
 
 
 def test_nbval_skips_exactly_the_eval_false_cells():
