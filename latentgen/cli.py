@@ -96,10 +96,11 @@ def cmd_evaluate(args):
         backend = fm.pop("backend")
         metrics.update(fm)
     dev = next(model.parameters()).device
+    cond = bool(getattr(model, "conditional", False))   # conditional models take the targets too
     if hasattr(model, "reconstruct"):
-        metrics["reconstruction"] = reconstruction_error(model.reconstruct, ref, device=dev)
+        metrics["reconstruction"] = reconstruction_error(model.reconstruct, ref, device=dev, conditional=cond)
     if hasattr(model, "log_weights") and args.iwae_k > 0:
-        metrics["iwae"] = iwae_nll(model.log_weights, ref, k=args.iwae_k, device=dev)
+        metrics["iwae"] = iwae_nll(model.log_weights, ref, k=args.iwae_k, device=dev, conditional=cond)
     profile = (model.saved_extra or {}).get("profile", get_profile())
     path = save_results(metrics, chapter=args.chapter, dataset=f"{args.dataset}-{model.model_name}", config=model.config,
                         seed=args.seed, profile=profile, metric_backend=backend, data=ref.describe(),
