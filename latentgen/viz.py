@@ -87,23 +87,37 @@ def _moving_average(y: np.ndarray, k: int) -> np.ndarray:
     c = np.cumsum(np.insert(y, 0, 0.0))
     return np.concatenate([c[1:k] / np.arange(1, k), (c[k:] - c[:-k]) / k])
 
-def plot_history(history, keys=None, smooth: int = 1, logy: bool = False, ncols: int = 3, title: str | None = None):
-    "One panel per loss term: value against optimisation step (moving average over `smooth` steps)."
-    series = history if isinstance(history, dict) else {k: history.series(k) for k in (keys or history.keys())}
-    keys = list(keys or series)
+def plot_history(history, keys=None, smooth: int = 1, logy: bool = False, ncols: int = 3, title: str | None = None,
+                 yscale: dict | None = None):
+    """One panel per loss term: value against optimisation step (moving average over `smooth` steps).
+    `history`: a `train.History`, a dict `{key: (steps, values)}`, or a dict `{run label: History}` to overlay runs
+    (each run's moving average, with a legend). `yscale`: per-key axis scale, e.g. `{"rec": "symlog"}`."""
+    if isinstance(history, dict) and history and all(hasattr(h, "series") for h in history.values()):
+        keys = list(keys or dict.fromkeys(k for h in history.values() for k in h.keys()))
+        runs = {label: {k: h.series(k) for k in keys if k in h.keys()} for label, h in history.items()}
+    else:
+        series = history if isinstance(history, dict) else {k: history.series(k) for k in (keys or history.keys())}
+        keys = list(keys or series)
+        runs = {None: series}
     if not keys:
         raise ValueError("nothing to plot: the history has no terms")
     ncols = min(ncols, len(keys)); nrows = math.ceil(len(keys) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.8 * nrows), squeeze=False)
+    overlay = len(runs) > 1
     for ax, k in zip(axes.flat, keys):
-        x, y = (np.asarray(v, dtype=float) for v in series[k])
-        ax.plot(x, y, alpha=0.3 if smooth > 1 else 1.0, lw=1)
-        if smooth > 1:
-            ax.plot(x, _moving_average(y, smooth), lw=1.5)
+        for i, (label, series) in enumerate(runs.items()):
+            if k not in series:
+                continue
+            x, y = (np.asarray(v, dtype=float) for v in series[k])
+            if not overlay:
+                ax.plot(x, y, alpha=0.3 if smooth > 1 else 1.0, lw=1)
+            if smooth > 1 or overlay:
+                ax.plot(x, _moving_average(y, smooth), lw=1.5, color=f"C{i if overlay else 1}", label=label)
         ax.set_title(k); ax.set_xlabel("step"); ax.set_ylabel("value")
-        if logy:
-            ax.set_yscale("log")
+        ax.set_yscale((yscale or {}).get(k, "log" if logy else "linear"))
         ax.grid(alpha=0.3)
+    if overlay:
+        axes.flat[0].legend(fontsize=8)
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
     if title:
