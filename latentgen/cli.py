@@ -67,6 +67,8 @@ def cmd_train(args):
     if args.epochs is None and args.steps is None:
         args.epochs = 1
     trainer.fit(ds, epochs=args.epochs, steps=args.steps, batch_size=args.batch_size, resume=args.resume)
+    if getattr(model, "has_second_stage", False):          # fitted after the AE: RAE + GMM, two-stage VAE (chapter 3)
+        model.fit_second_stage(ds, batch_size=args.batch_size, seed=args.seed, device=args.device)
     save_model(model.cpu(), out / "model.pt", dataset=ds.describe(), profile=profile, command=args.command_line)
     atomic_write_bytes(out / "history.json", json.dumps(trainer.history.state_dict()).encode())
     print(f"saved {out / 'model.pt'} and {out / 'history.json'}")

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 __all__ = ['DATASETS', 'CIFAR10_CLASSES', 'CELEBA_SPLITS', 'CELEBA_ATTRS', 'to_signed', 'to_unit', 'check_images',
            'DatasetNotFoundError', 'data_roots', 'ImageTensorDataset', 'read_idx', 'write_idx', 'load_mnist_like',
            'load_cifar10', 'CelebA', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset',
-           'split_holdout', 'load_dataset', 'make_loader', 'data_status', 'prepare_offline']
+           'split_holdout', 'load_dataset', 'train_test_splits', 'make_loader', 'data_status', 'prepare_offline']
 
 # %% ../nbs/01_data.ipynb #4af87641
 def to_signed(x: torch.Tensor) -> torch.Tensor:
@@ -386,6 +386,24 @@ def load_dataset(name: str, split: str = "train", root=None, download: bool | No
         imgs = F.interpolate(imgs, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
         ds.images = (imgs.clamp(0, 1) * 255).round().to(torch.uint8)
     return ImageSubset(ds, subset, seed) if subset is not None else ds
+
+# %% ../nbs/01_data.ipynb #d424f61e
+def train_test_splits(name: str, profile: str | None = None, seed: int = 0, n_train: int = 9000, n_test: int = 1000,
+                      root=None, download: bool | None = None, image_size: int | None = None):
+    "(train, held-out) datasets for a chapter run; see the rules above. Both `describe()` how they were cut."
+    from latentgen.config import get_profile
+    quick, key = get_profile(profile) == "quick", _check_name(name)
+    cut = lambda: split_holdout(load_dataset(key, "test", root, download, image_size=image_size), n_test, seed)
+    if key in ("mnist", "fashionmnist") and quick:
+        return cut()
+    try:
+        train = load_dataset(key, "train", root, download, image_size=image_size)
+    except DatasetNotFoundError:
+        if key not in ("mnist", "fashionmnist"):
+            raise
+        return cut()
+    test = load_dataset(key, "test", root, download, subset=n_test if quick else None, seed=seed, image_size=image_size)
+    return (ImageSubset(train, min(n_train, len(train)), seed) if quick else train), test
 
 # %% ../nbs/01_data.ipynb #cd55a8cb
 def make_loader(ds, batch_size: int = 128, shuffle: bool = False, drop_last: bool = False, seed: int = 0,

@@ -2,7 +2,7 @@
 
 # %% ../nbs/07_metrics.ipynb #21cae06d
 from __future__ import annotations
-import os, socket, warnings
+import os, socket, tempfile, warnings
 from pathlib import Path
 
 import torch
@@ -143,12 +143,23 @@ def draw_samples(sample_fn, n: int, batch_size: int = 256) -> torch.Tensor:
         out.append(x.detach().float().cpu()); left -= len(x)
     return torch.cat(out)[:n]
 
+_FEATURE_CACHE = None
+
+def _feature_cache_dir() -> str:
+    "A temporary folder for reference features, private to this process and removed when it exits."
+    global _FEATURE_CACHE
+    if _FEATURE_CACHE is None:
+        _FEATURE_CACHE = tempfile.TemporaryDirectory(prefix="latentgen-fidelity-")
+    return _FEATURE_CACHE.name
+
 def fidelity(samples, reference, *, n_samples: int | None = None, backend: str | None = None,
              n_reference: int | None = None, prc: bool = True, kid_subset_size: int = 1000, batch_size: int = 200,
-             cuda: bool | None = None) -> dict:
+             cuda: bool | None = None, reference_cache: str | None = None) -> dict:
     """FID, KID and precision/recall of `samples` against `reference` (images in [0, 1]).
     `samples`: a tensor `[N, C, H, W]`, a dataset, or a generator `k -> images` (drawn `n_samples` times, default
-    as many as the reference); `reference`: a tensor or a dataset of (image, target)."""
+    as many as the reference); `reference`: a tensor or a dataset of (image, target).
+    `reference_cache`: a name for the reference set; its features are then computed once per process and reused
+    by later calls with the same name (the caller keeps names unique: one name, one reference set)."""
     be = metric_backend(backend)
     r = _Uint8RGB(reference, n_reference)
     if callable(samples) and not isinstance(samples, (torch.Tensor, Dataset)):
@@ -157,9 +168,11 @@ def fidelity(samples, reference, *, n_samples: int | None = None, backend: str |
     if len(s) < 2 or len(r) < 2:
         raise ValueError(f"need at least 2 samples and 2 reference images, got {len(s)} and {len(r)}")
     cuda = torch.cuda.is_available() if cuda is None else cuda
-    kw = dict(input1=s, input2=r, cuda=cuda, fid=True, kid=True, prc=prc, verbose=False, cache=False,
+    cache = dict(cache=False) if reference_cache is None else dict(
+        cache=True, cache_root=_feature_cache_dir(), input2_cache_name=f"{reference_cache}-n{len(r)}")
+    kw = dict(input1=s, input2=r, cuda=cuda, fid=True, kid=True, prc=prc, verbose=False,
               batch_size=batch_size, feature_extractor=be["name"], kid_subset_size=min(kid_subset_size, len(s), len(r)),
-              save_cpu_ram=True)
+              save_cpu_ram=True, **cache)
     if be["name"] == INCEPTION_EXTRACTOR:
         kw["feature_extractor_weights_path"] = be["weights"]
     m = torch_fidelity.calculate_metrics(**kw)
