@@ -74,7 +74,8 @@ def _progress_bar(total: int, desc: str, enabled: bool):
 class Trainer:
     "Fit any model that defines `loss(batch) -> dict` (and optionally `configure_optimizers()`)."
     def __init__(self, model: nn.Module, *, optimizers: dict | Callable | None = None, lr: float = 1e-3,
-                 schedulers: dict | None = None, grad_clip: float | None = None, on_nan: str = "raise",
+                 schedulers: dict | None = None, grad_clip: float | None = None, grad_skip: float | None = None,
+                 on_nan: str = "raise",
                  ema_decay: float | None = None, bf16: bool = False, device=None, seed: int = 0,
                  ckpt_path: str | Path | None = None, ckpt_every: int | None = None,
                  eval_fn: Callable | None = None, eval_every: int | None = None,
@@ -93,7 +94,7 @@ class Trainer:
         self.optimizers = dict(optimizers)
         self.params = {k: [p for g in o.param_groups for p in g["params"] if p.requires_grad] for k, o in self.optimizers.items()}
         self.schedulers = {k: make(self.optimizers[k]) for k, make in (schedulers or {}).items()}
-        self.grad_clip, self.on_nan, self.bf16, self.seed = grad_clip, on_nan, bf16, seed
+        self.grad_clip, self.grad_skip, self.on_nan, self.bf16, self.seed = grad_clip, grad_skip, on_nan, bf16, seed
         self.ckpt_path, self.ckpt_every = (Path(ckpt_path) if ckpt_path else None), ckpt_every
         self.eval_fn, self.eval_every, self.num_workers = eval_fn, eval_every, num_workers
         env = os.environ.get("LATENTGEN_PROGRESS", "1").lower() not in ("0", "false", "no")
@@ -104,6 +105,7 @@ class Trainer:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
             self.ema_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
         self.history, self.step, self.epoch, self.batch_in_epoch, self.skipped = History(), 0, 0, 0, 0
+        self.grad_skipped = 0
 
     # ----- data -----
     def _epoch_batches(self, data, batch_size, shuffle, drop_last):
@@ -146,12 +148,17 @@ class Trainer:
             for i, k in enumerate(keys):
                 torch.autograd.backward(terms[k], inputs=self.params[k], retain_graph=i < len(keys) - 1)
         rec = dict(zip(names, values))
-        if self.grad_clip is not None:
+        if self.grad_clip is not None or self.grad_skip is not None:
+            big = False
             for k in keys:
-                norm = float(torch.nn.utils.clip_grad_norm_(self.params[k], self.grad_clip))
+                norm = float(torch.nn.utils.clip_grad_norm_(self.params[k], self.grad_clip or math.inf))
                 if not math.isfinite(norm):
                     return self._non_finite(f"the gradient of {k!r} (norm {norm})")
                 rec[f"grad_norm/{k}" if len(keys) > 1 else "grad_norm"] = norm
+                big |= self.grad_skip is not None and norm > self.grad_skip
+            if big:                              # VDVAE's gradient skipping: drop the whole update, keep the record
+                self.grad_skipped += 1
+                return {**rec, "update_skipped": 1.0}
         for o in self.optimizers.values():
             o.step()
         if self.ema_model is not None:
@@ -181,6 +188,7 @@ class Trainer:
                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
                 "ema": self.ema_model.state_dict() if self.ema_model is not None else None,
                 "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "skipped": self.skipped,
+                "grad_skipped": self.grad_skipped,
                 "history": self.history.state_dict(), "seed": self.seed,
                 "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}}
@@ -202,6 +210,7 @@ class Trainer:
         if self.ema_model is not None and s["ema"] is not None:
             self.ema_model.load_state_dict(s["ema"])
         self.step, self.epoch, self.batch_in_epoch, self.skipped = s["step"], s["epoch"], s["batch_in_epoch"], s["skipped"]
+        self.grad_skipped = s.get("grad_skipped", 0)
         self.history.load_state_dict(s["history"]); self.seed = s["seed"]
         torch.set_rng_state(s["rng"]["torch"].cpu()); np.random.set_state(s["rng"]["numpy"]); random.setstate(s["rng"]["python"])
         if s["rng"]["cuda"] is not None and torch.cuda.is_available():
@@ -252,7 +261,8 @@ class Trainer:
             self.save_checkpoint()
         last = {k: round(v, 4) for k, v in self.history.steps[-1].items() if k not in ("step", "epoch")} if self.history.steps else {}
         print(f"{self.desc}: {self.step - start_step} steps in {self.wall_time_s:.1f}s"
-              + (f", {self.skipped} skipped (non-finite)" if self.skipped else "") + f"; last: {last}")
+              + (f", {self.skipped} skipped (non-finite)" if self.skipped else "")
+              + (f", {self.grad_skipped} updates skipped (gradient norm > {self.grad_skip})" if self.grad_skipped else "") + f"; last: {last}")
         return self.history
 
 def fit(model: nn.Module, data, *, epochs: int | None = None, steps: int | None = None, batch_size: int = 128,
