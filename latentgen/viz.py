@@ -11,8 +11,8 @@ import torch
 from torchvision.utils import make_grid
 
 # %% auto #0
-__all__ = ['show_images', 'show_rows', 'show_reconstructions', 'lerp', 'slerp', 'interpolate_decoded', 'plot_history', 'stamp',
-           'save_figure']
+__all__ = ['show_images', 'show_rows', 'show_reconstructions', 'lerp', 'slerp', 'interpolate_decoded', 'moving_average',
+           'plot_history', 'stamp', 'save_figure']
 
 # %% ../nbs/02_viz.ipynb #76d7a904
 def _to_numpy_grid(images: torch.Tensor, nrow: int, value_range=(0, 1), pad: int = 2) -> np.ndarray:
@@ -81,7 +81,8 @@ def interpolate_decoded(decode, z0, z1, steps: int = 8, mode: str = "slerp") -> 
     return decode(zs.flatten(0, 1))
 
 # %% ../nbs/02_viz.ipynb #dcd5c038
-def _moving_average(y: np.ndarray, k: int) -> np.ndarray:
+def moving_average(y: np.ndarray, k: int) -> np.ndarray:
+    "Trailing mean over `k` values, same length as `y` (the first k - 1 points average what is there)."
     if k <= 1 or len(y) < k:
         return y
     c = np.cumsum(np.insert(y, 0, 0.0))
@@ -112,7 +113,7 @@ def plot_history(history, keys=None, smooth: int = 1, logy: bool = False, ncols:
             if not overlay:
                 ax.plot(x, y, alpha=0.3 if smooth > 1 else 1.0, lw=1)
             if smooth > 1 or overlay:
-                ax.plot(x, _moving_average(y, smooth), lw=1.5, color=f"C{i if overlay else 1}", label=label)
+                ax.plot(x, moving_average(y, smooth), lw=1.5, color=f"C{i if overlay else 1}", label=label)
         ax.set_title(k); ax.set_xlabel("step"); ax.set_ylabel("value")
         ax.set_yscale((yscale or {}).get(k, "log" if logy else "linear"))
         ax.grid(alpha=0.3)
