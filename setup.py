@@ -29,5 +29,6 @@ setuptools.setup(
     extras_require={"dev": dev_requirements},
     entry_points={"console_scripts": scripts, "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     include_package_data=True,
+    package_data={"latentgen": ["weights/*.pt", "weights/*.json"]},   # the sample-metric classifiers
     zip_safe=False,
 )

@@ -13,7 +13,7 @@ from .data import DATASETS, data_status, load_dataset, prepare_offline
 from .models import MODELS, build_model, load_model, save_model
 
 # %% auto #0
-__all__ = ['cmd_data', 'cmd_models', 'cmd_train', 'cmd_sample', 'cmd_evaluate', 'build_parser', 'main']
+__all__ = ['cmd_data', 'cmd_models', 'cmd_train', 'cmd_sample', 'cmd_metrics', 'cmd_evaluate', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #59a05c27
 def _load_chapter_modules():
@@ -86,6 +86,22 @@ def cmd_sample(args):
     ax.figure.savefig(args.out, bbox_inches="tight", dpi=120)
     print(f"wrote {args.out}")
 
+def cmd_metrics(args):
+    from latentgen.metrics import EXTRACTOR_FAMILIES, find_extractor, load_extractor, train_extractor
+    if args.action == "train-extractor":
+        if not args.dataset:
+            raise SystemExit(f"metrics train-extractor needs --dataset ({', '.join(EXTRACTOR_FAMILIES)})")
+        train_extractor(args.dataset, epochs=args.epochs, out=args.out, seed=args.seed, subset=args.subset,
+                        batch_size=args.batch_size, device=args.device, command=args.command_line)
+        return
+    for fam in EXTRACTOR_FAMILIES:
+        found = find_extractor(fam)
+        if found is None:
+            print(f"{fam:13s} missing (latentgen metrics train-extractor --dataset {fam})")
+            continue
+        meta = load_extractor(fam, found)[1]
+        print(f"{fam:13s} held-out accuracy {meta['held_out_accuracy']:.4f}  sha256 {meta['sha256'][:16]}  {found}")
+
 def cmd_evaluate(args):
     from latentgen.metrics import fidelity, iwae_nll, reconstruction_error
     t0 = time.perf_counter()
@@ -144,10 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="FID/KID/PR, reconstruction error and IWAE NLL of a saved model")
     e.add_argument("checkpoint"); e.add_argument("--dataset", required=True, choices=DATASETS)
     e.add_argument("--split", default="test"); e.add_argument("--n", type=int, default=1000, help="reference images (seeded subset)")
-    e.add_argument("--backend", choices=["auto", "inception", "offline"]); e.add_argument("--iwae-k", type=int, default=0)
+    e.add_argument("--backend", choices=["auto", "inception", "classifier", "random"],
+                   help="sample-metric features (default auto: InceptionV3 if its weights are present, else the dataset's classifier)")
+    e.add_argument("--iwae-k", type=int, default=0)
     e.add_argument("--chapter", default="cli"); e.add_argument("--results", help="results root (default: results/ at the top of the checkout)")
     e.add_argument("--seed", type=int, default=0); e.add_argument("--device"); e.add_argument("--root")
     e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("metrics", help="the sample-metric feature classifiers: list them, or train one")
+    m.add_argument("action", choices=["list", "train-extractor"])
+    m.add_argument("--dataset", choices=["mnist", "fashionmnist", "cifar10"]); m.add_argument("--epochs", type=int)
+    m.add_argument("--out", help="folder for <dataset>-classifier.{pt,json} (default $LATENTGEN_EXTRACTORS or ~/.cache/latentgen/extractors)")
+    m.add_argument("--seed", type=int, default=0); m.add_argument("--subset", type=int, help="train on a seeded subset of N images")
+    m.add_argument("--batch-size", type=int, default=128); m.add_argument("--device")
+    m.set_defaults(func=cmd_metrics)
     return p
 
 def main(argv=None):

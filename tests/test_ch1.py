@@ -42,7 +42,7 @@ def test_cli_trains_and_evaluates_the_chapter_model(tmp_path, capsys):
           "--set", "latent_dim=4", "widths=[8]", 'disc_channels=[8,8,8,8,8,1]'])
     model = load_model(tmp_path / "r" / "model.pt")
     assert model.model_name == "rivera-vae" and model.config["latent_dim"] == 4
-    main(["evaluate", str(tmp_path / "r" / "model.pt"), "--dataset", "digits", "--n", "64", "--backend", "offline",
+    main(["evaluate", str(tmp_path / "r" / "model.pt"), "--dataset", "digits", "--n", "64", "--backend", "random",
           "--chapter", "ch1", "--results", str(tmp_path / "res")])
     r = json.loads(next((tmp_path / "res").rglob("*.json")).read_text())
     assert r["chapter"] == "ch1" and r["metric_backend"] == "latentgen-randconv64" and r["metrics"]["reconstruction"]["mse"] > 0

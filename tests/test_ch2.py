@@ -47,7 +47,7 @@ def test_cli_trains_and_evaluates_a_conditional_model(tmp_path, capsys):
           "--set", "latent_dim=2", "width=4", "hidden=8", 'prior="flow"', "flow_hidden=8"])
     model = load_model(tmp_path / "r" / "model.pt")
     assert model.model_name == "cvae" and model.config["label_type"] == "class" and model.flow is not None
-    main(["evaluate", str(tmp_path / "r" / "model.pt"), "--dataset", "digits", "--n", "64", "--backend", "offline",
+    main(["evaluate", str(tmp_path / "r" / "model.pt"), "--dataset", "digits", "--n", "64", "--backend", "random",
           "--chapter", "ch2", "--results", str(tmp_path / "res"), "--iwae-k", "2"])
     r = json.loads(next((tmp_path / "res").rglob("*.json")).read_text())
     assert r["chapter"] == "ch2" and r["metrics"]["iwae"]["k"] == 2 and r["metrics"]["reconstruction"]["mse"] > 0

@@ -50,7 +50,7 @@ def test_cli_trains_samples_and_evaluates(tmp_path):
     assert model.model_name == "hvae" and model.conditional and model.schedule and model.output == "dmol"
     x = model.sample(4, torch.tensor([0, 1, 2, 3]), m=1.0, v=0.5)
     assert x.shape == (4, 1, 8, 8) and 0 <= x.min() and x.max() <= 1
-    main(["evaluate", str(tmp_path / "r" / "model.pt"), "--dataset", "digits", "--n", "64", "--backend", "offline",
+    main(["evaluate", str(tmp_path / "r" / "model.pt"), "--dataset", "digits", "--n", "64", "--backend", "random",
           "--chapter", "ch4", "--results", str(tmp_path / "res")])
     r = json.loads(next((tmp_path / "res").rglob("*.json")).read_text())
     assert r["chapter"] == "ch4" and r["metrics"]["reconstruction"]["mse"] > 0
