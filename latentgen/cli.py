@@ -13,7 +13,8 @@ from .data import DATASETS, data_status, load_dataset, prepare_offline
 from .models import MODELS, build_model, load_model, save_model
 
 # %% auto #0
-__all__ = ['cmd_data', 'cmd_models', 'cmd_train', 'cmd_sample', 'cmd_metrics', 'cmd_evaluate', 'build_parser', 'main']
+__all__ = ['cmd_data', 'cmd_models', 'cmd_train', 'cmd_sample', 'cmd_metrics', 'cmd_convert', 'cmd_evaluate', 'build_parser',
+           'main']
 
 # %% ../nbs/09_cli.ipynb #59a05c27
 def _load_chapter_modules():
@@ -102,6 +103,13 @@ def cmd_metrics(args):
         meta = load_extractor(fam, found)[1]
         print(f"{fam:13s} held-out accuracy {meta['held_out_accuracy']:.4f}  sha256 {meta['sha256'][:16]}  {found}")
 
+def cmd_convert(args):
+    from latentgen.models import convert_file
+    if not args.i_trust_this_file:
+        raise SystemExit(f"converting opens {args.file} with full pickle, which runs any code the file names; "
+                         "repeat with --i-trust-this-file if you wrote it yourself (or trust who did)")
+    print(f"converted {convert_file(args.file)}: it now opens with weights_only=True")
+
 def cmd_evaluate(args):
     from latentgen.metrics import fidelity, iwae_nll, reconstruction_error
     t0 = time.perf_counter()
@@ -167,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0); e.add_argument("--device"); e.add_argument("--root")
     e.set_defaults(func=cmd_evaluate)
 
+    c = sub.add_parser("convert", help="rewrite a model file or checkpoint of an older latentgen so that it opens without running code")
+    c.add_argument("file"); c.add_argument("--i-trust-this-file", action="store_true", help="required: conversion unpickles the file")
+    c.set_defaults(func=cmd_convert)
+
     m = sub.add_parser("metrics", help="the sample-metric feature classifiers: list them, or train one")
     m.add_argument("action", choices=["list", "train-extractor"])
     m.add_argument("--dataset", choices=["mnist", "fashionmnist", "cifar10"]); m.add_argument("--epochs", type=int)
@@ -182,4 +194,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.command_line = "latentgen " + " ".join(shlex.quote(a) for a in argv)
-    return args.func(args)
+    from latentgen.config import UnsafeFileError
+    try:
+        return args.func(args)
+    except UnsafeFileError as e:                    # a file that would run code when opened: one line, no traceback
+        raise SystemExit(f"latentgen: {e}")

@@ -11,7 +11,7 @@ import torch
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'get_device', 'seed_everything', 'git_commit', 'device_name', 'run_info',
            'atomic_write_bytes', 'project_root', 'results_root', 'results_path', 'save_results', 'load_results',
-           'describe_run']
+           'UnsafeFileError', 'safe_torch_load', 'describe_run']
 
 # %% ../nbs/00_config.ipynb #188bf5da
 PROFILES = ("quick", "paper")
@@ -130,6 +130,22 @@ def save_results(metrics: dict, *, chapter: str, dataset: str, config: dict, see
 def load_results(path: str | Path) -> dict:
     "Read a results file written by `save_results`."
     return json.loads(Path(path).read_text())
+
+# %% ../nbs/00_config.ipynb #27cb7dca
+class UnsafeFileError(ValueError):
+    "A file that `torch.load(weights_only=True)` refuses: opening it would run code or build arbitrary objects."
+
+def safe_torch_load(path: str | Path, map_location="cpu", what: str = "file"):
+    "Read a latentgen file with `torch.load(weights_only=True)`: tensors and plain data only, no code runs."
+    import pickle
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [l.strip() for l in str(e).splitlines() if "global" in l.lower()]
+        reason = lines[0] if lines else str(e).strip().splitlines()[0]
+        raise UnsafeFileError(f"refused to open {path} ({what}): it holds more than tensors and plain data, so opening "
+                              f"it could run code [{reason}]. If you wrote it with an older latentgen and trust it: "
+                              f"latentgen convert {path} --i-trust-this-file") from None
 
 # %% ../nbs/00_config.ipynb #ea24ae10
 def describe_run(profile: str | None = None, device=None, data: str | None = None) -> dict:

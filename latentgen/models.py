@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import atomic_write_bytes, by_profile
+from .config import UnsafeFileError, atomic_write_bytes, by_profile, safe_torch_load
 from .losses import gaussian_kl, gaussian_nll, sigma_vae_log_sigma, sigma_vae_nll, LOG_2PI
 from .nets import ConvDecoder, ConvEncoder
 
 # %% auto #0
-__all__ = ['MODELS', 'register_model', 'build_model', 'save_model', 'load_model', 'VAE']
+__all__ = ['MODELS', 'register_model', 'build_model', 'save_model', 'load_model', 'convert_file', 'VAE']
 
 # %% ../nbs/08_models.ipynb #72ecf0b8
 MODELS: dict = {}
@@ -57,13 +57,38 @@ def load_model(path: str | Path, map_location="cpu") -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model checkpoint at {path}")
-    ck = torch.load(path, map_location=map_location, weights_only=False)
+    ck = safe_torch_load(path, map_location=map_location, what="model file")   # no code runs, whatever the file says
     if not isinstance(ck, dict) or "name" not in ck:
         raise ValueError(f"{path} is not a latentgen model file (save it with latentgen.models.save_model)")
     model = build_model(ck["name"], **ck["config"])
     model.load_state_dict(ck["state_dict"])
     model.saved_extra = ck.get("extra", {})
     return model.eval()
+
+def convert_file(path: str | Path) -> Path:
+    """Rewrite a model file or training checkpoint of an older latentgen in the plain format (tensors and plain data).
+    This opens `path` with full pickle, so it runs any code the file names: only for files you wrote and trust."""
+    from latentgen.train import _numpy_state_plain
+    import numpy as np
+    path = Path(path)
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ck, dict) or not ({"name", "state_dict"} <= set(ck) or {"model", "rng"} <= set(ck)):
+        raise ValueError(f"{path} is neither a latentgen model file nor a training checkpoint")
+    rng = ck.get("rng") or {}
+    if isinstance(rng.get("numpy"), tuple):             # older checkpoints: NumPy's state as (name, ndarray, ...)
+        name, keys, pos, has_gauss, cached = rng["numpy"]
+        rng["numpy"] = {"name": name, "keys": torch.from_numpy(np.asarray(keys).astype(np.int64)), "pos": int(pos),
+                        "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    buf = io.BytesIO(); torch.save(ck, buf)
+    tmp = path.with_name(path.name + ".converted")
+    atomic_write_bytes(tmp, buf.getvalue())
+    try:
+        safe_torch_load(tmp)                          # the rewritten file must open without code
+    except UnsafeFileError:
+        tmp.unlink()
+        raise ValueError(f"{path} holds objects other than tensors and plain data even after conversion; not converted") from None
+    tmp.replace(path)
+    return path
 
 # %% ../nbs/08_models.ipynb #d2a87f37
 @register_model("vae")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .config import atomic_write_bytes, get_device, seed_everything
+from .config import atomic_write_bytes, get_device, safe_torch_load, seed_everything
 
 # %% auto #0
 __all__ = ['History', 'NonFiniteLossError', 'Trainer', 'fit']
@@ -69,6 +69,17 @@ def _progress_bar(total: int, desc: str, enabled: bool):
         warnings.simplefilter("ignore")
         from tqdm.auto import tqdm
         return tqdm(total=total, desc=desc, disable=not enabled, mininterval=1.0, dynamic_ncols=True)
+
+# %% ../nbs/05_train.ipynb #2fcab0c6
+def _numpy_state_plain() -> dict:
+    "NumPy's global RNG state as a tensor and numbers, so that checkpoints load with `weights_only=True`."
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+def _numpy_state_restore(st: dict):
+    np.random.set_state((st["name"], st["keys"].cpu().numpy().astype(np.uint32), st["pos"], st["has_gauss"],
+                         st["cached_gaussian"]))
 
 # %% ../nbs/05_train.ipynb #5b5c0168
 class Trainer:
@@ -190,7 +201,7 @@ class Trainer:
                 "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "skipped": self.skipped,
                 "grad_skipped": self.grad_skipped,
                 "history": self.history.state_dict(), "seed": self.seed,
-                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state_plain(), "python": random.getstate(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}}
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
@@ -201,7 +212,7 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path | None = None):
         "Restore the full training state written by `save_checkpoint`."
-        s = torch.load(Path(path or self.ckpt_path), map_location=self.device, weights_only=False)
+        s = safe_torch_load(Path(path or self.ckpt_path), map_location=self.device, what="training checkpoint")
         self.model.load_state_dict(s["model"])
         for k, o in self.optimizers.items():
             o.load_state_dict(s["optimizers"][k])
@@ -212,7 +223,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch, self.skipped = s["step"], s["epoch"], s["batch_in_epoch"], s["skipped"]
         self.grad_skipped = s.get("grad_skipped", 0)
         self.history.load_state_dict(s["history"]); self.seed = s["seed"]
-        torch.set_rng_state(s["rng"]["torch"].cpu()); np.random.set_state(s["rng"]["numpy"]); random.setstate(s["rng"]["python"])
+        torch.set_rng_state(s["rng"]["torch"].cpu()); _numpy_state_restore(s["rng"]["numpy"]); random.setstate(s["rng"]["python"])
         if s["rng"]["cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(s["rng"]["cuda"])
 
