@@ -184,7 +184,22 @@ def train_extractor(dataset: str, *, epochs: int | None = None, out: str | Path 
     return path
 
 # %% ../nbs/07_metrics.ipynb #87af0884
-class ClassifierFeatures(FeatureExtractorBase):
+class _Extractor(FeatureExtractorBase):
+    "What latentgen's extractors share for torch-fidelity: uint8 RGB input, checked; no torch.compile."
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return None
+
+    @staticmethod
+    def check_input(x):
+        if x.dim() != 4 or x.shape[1] != 3 or x.dtype != torch.uint8:
+            raise ValueError(f"expected uint8 images [B, 3, H, W], got {x.dtype} {tuple(x.shape)}")
+
+class ClassifierFeatures(_Extractor):
     "torch-fidelity view of a latentgen classifier: uint8 RGB images `[B, 3, H, W]` of any size -> ('features', 'logits')."
     dataset = None                           # set by the registered subclass of each family
 
@@ -202,17 +217,8 @@ class ClassifierFeatures(FeatureExtractorBase):
     def get_default_feature_layer_for_metric(metric):
         return "logits" if metric == "isc" else "features"
 
-    @staticmethod
-    def can_be_compiled():
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile():
-        return None
-
     def forward(self, x):
-        if x.dim() != 4 or x.shape[1] != 3 or x.dtype != torch.uint8:
-            raise ValueError(f"expected uint8 images [B, 3, H, W], got {x.dtype} {tuple(x.shape)}")
+        self.check_input(x)
         c, s = self.net.config["channels"], self.net.config["size"]
         x = x.float() / 255
         x = x.mean(1, keepdim=True) if c == 1 else x
@@ -228,7 +234,7 @@ for _ds in EXTRACTOR_FAMILIES:
 RANDOM_EXTRACTOR = "latentgen-randconv64"
 INCEPTION_EXTRACTOR = "inception-v3-compat"
 
-class RandConvFeatures(FeatureExtractorBase):
+class RandConvFeatures(_Extractor):
     "Retired: a fixed random-weight conv net (seed 2024) giving 512 features. Uncalibrated; only by name."
     SEED, SIZE, WIDTHS = 2024, 64, (64, 128, 256, 512)
 
@@ -254,17 +260,8 @@ class RandConvFeatures(FeatureExtractorBase):
     def get_default_feature_layer_for_metric(metric):
         return "512"
 
-    @staticmethod
-    def can_be_compiled():
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile():
-        return None
-
     def forward(self, x):
-        if x.dim() != 4 or x.shape[1] != 3 or x.dtype != torch.uint8:
-            raise ValueError(f"expected uint8 images [B, 3, H, W], got {x.dtype} {tuple(x.shape)}")
+        self.check_input(x)
         x = F.interpolate(x.float() / 127.5 - 1, size=(self.SIZE, self.SIZE), mode="bilinear", align_corners=False)
         return (self.net(x).mean((2, 3)),)
 
