@@ -2,7 +2,7 @@
 
 # %% ../nbs/07_metrics.ipynb #9bd84d56
 from __future__ import annotations
-import functools, hashlib, importlib.resources, io, json, os, socket, tempfile, time, warnings
+import functools, hashlib, importlib.resources, io, json, os, socket, tempfile, time
 from pathlib import Path
 
 import torch
