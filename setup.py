@@ -21,6 +21,12 @@ setuptools.setup(
     author=cfg["author"],
     author_email=cfg["author_email"],
     license="Apache-2.0",
+    license_files=["LICENSE"],
+    classifiers=[
+        "Development Status :: 3 - Alpha", "Intended Audience :: Developers", "Intended Audience :: Science/Research",
+        "License :: OSI Approved :: Apache Software License", "Natural Language :: English",
+        "Programming Language :: Python :: 3", "Programming Language :: Python :: 3 :: Only",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence"],
     url=cfg["git_url"],
     keywords=cfg["keywords"].split(),
     python_requires=">=" + cfg["min_python"],

@@ -2,26 +2,44 @@
 
 # %% ../nbs/09_cli.ipynb #ff061e71
 from __future__ import annotations
-import argparse, importlib, json, pkgutil, shlex, sys, time
+import argparse, hashlib, importlib, io, json, os, pkgutil, shlex, sys, time, zipfile
 from pathlib import Path
 
 import torch
 
 import latentgen
-from .config import get_device, get_profile, save_results, seed_everything, atomic_write_bytes
-from .data import DATASETS, data_status, load_dataset, prepare_offline
-from .models import MODELS, build_model, load_model, save_model
+from .config import (atomic_write_bytes, get_device, get_profile, remove_stale_tmp, results_path, save_results,
+                              seed_everything)
+from .data import DATASETS, ImageSubset, base_indices, data_status, load_dataset, prepare_offline, split_holdout
+from .models import MODELS, build_model, config_keys, load_model, nonfinite_tensors, save_model
 
 # %% auto #0
-__all__ = ['cmd_data', 'cmd_models', 'cmd_train', 'cmd_sample', 'cmd_metrics', 'cmd_convert', 'cmd_evaluate', 'build_parser',
-           'main']
+__all__ = ['RUN_FILES', 'USER_ERRORS', 'UserError', 'cmd_data', 'cmd_models', 'cmd_train', 'cmd_sample', 'cmd_metrics',
+           'cmd_convert', 'cmd_evaluate', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #59a05c27
+class UserError(Exception):
+    "A mistake in the command or its inputs (an existing run, a bad option, a missing file): one line, exit status 1."
+
 def _load_chapter_modules():
     "Import latentgen.ch* modules so that their models register themselves."
     for m in pkgutil.iter_modules(latentgen.__path__):
         if m.name.startswith("ch"):
             importlib.import_module(f"latentgen.{m.name}")
+
+def _number(kind, low: float, strict: bool):
+    "An argparse type: a `kind` number >= `low` (> `low` if `strict`)."
+    def parse(v: str):
+        try:
+            x = kind(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got {v!r}") from None
+        if x < low or (strict and x == low) or x != x:
+            raise argparse.ArgumentTypeError(f"must be {'greater than' if strict else 'at least'} {low}, got {v}")
+        return x
+    return parse
+
+_positive_int, _count, _positive_float = _number(int, 1, False), _number(int, 0, False), _number(float, 0, True)
 
 def _parse_value(v: str):
     try:
@@ -29,69 +47,152 @@ def _parse_value(v: str):
     except json.JSONDecodeError:
         return v
 
-def _overrides(pairs) -> dict:
-    out = {}
+def _overrides(model: str, pairs) -> dict:
+    "`--set KEY=VALUE` pairs, checked against the model's config keys (and numbers against numeric defaults)."
+    keys, out = config_keys(model), {}
     for p in pairs or []:
         if "=" not in p:
-            raise SystemExit(f"--set expects key=value, got {p!r}")
+            raise UserError(f"--set expects KEY=VALUE, got {p!r}")
         k, v = p.split("=", 1)
-        out[k] = _parse_value(v)
+        if k not in keys:
+            raise UserError(f"{model} has no config key {k!r}; its keys are {', '.join(keys)} (see `latentgen models`)")
+        val, default = _parse_value(v), keys[k]
+        number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)
+        if number(default) and not number(val):
+            raise UserError(f"--set {k}={v}: {k} is a number (default {default!r})")
+        out[k] = val
     return out
 
+def _one_line(e: BaseException) -> str:
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    return " ".join(str(msg).split()) or type(e).__name__
+
+def _writable_folder(folder: Path, what: str) -> Path:
+    "Create `folder` if needed and prove that it can be written, before any work starts."
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test{os.getpid()}"
+        probe.write_bytes(b""); probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write {what} {folder}: {e.strerror or e}") from None
+    return folder
+
+# %% ../nbs/09_cli.ipynb #beb03694
 def cmd_data(args):
     if args.action == "check":
         rows = data_status(args.root)
         w = max(len(r["dataset"]) for r in rows)
         for r in rows:
-            print(f"{r['dataset']:<{w}}  {r['split']:<10}  {r['found'] or 'missing'}")
-    else:
-        print(f"prepared {prepare_offline(args.source, args.root)}")
+            print(f"{r['dataset']:<{w}}  {r['split']:<10}  {r['status']:<10}  {r['found'] or ''}"
+                  + (f"  ({r['detail']})" if r["detail"] else ""))
+        broken = [f"{r['dataset']} {r['split']}" for r in rows if r["status"] not in ("ok", "missing")]
+        if broken:
+            raise UserError(f"incomplete or unreadable data: {', '.join(broken)} (details above); "
+                            "`latentgen data prepare --source DIR` repairs offline copies")
+        return 0
+    if not args.source:
+        raise UserError("data prepare needs --source DIR: a folder holding offline copies (MNIST/raw/*-ubyte.gz and/or "
+                        "cifar10-jpg.zip). Online, datasets are downloaded on first use and need no prepare.")
+    report = prepare_offline(args.source, args.root)
+    for line in report["actions"]:
+        print(line)
+    print(f"data root: {report['root']}")
+
+def _summary(doc: str | None) -> str:
+    "The first paragraph of a docstring, on one line."
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
 
 def cmd_models(args):
     for name, cls in sorted(MODELS.items()):
-        print(f"{name:12s} {cls.__module__}.{cls.__qualname__}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        print(f"{name}  ({cls.__module__}.{cls.__qualname__})\n    {_summary(cls.__doc__)}")
+        keys = ", ".join(f"{k}={v!r}" for k, v in config_keys(name).items())
+        print("    config keys (--set KEY=VALUE; the data set fills channels and sizes): " + keys)
+
+# %% ../nbs/09_cli.ipynb #172f38a1
+RUN_FILES = ("model.pt", "trainer.ckpt", "history.json")
+
+def _prepare_run_folder(out: Path, resume: bool, force: bool) -> Path:
+    "Refuse to destroy a run, check that `out` can be written, and clear what a killed run left: all before training."
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a run folder")
+    held = [f for f in ("model.pt", "trainer.ckpt") if (out / f).exists()]
+    if held and not (resume or force):
+        raise UserError(f"{out} already holds a run ({', '.join(held)}); use --resume to continue it "
+                        "or --force to train a new one in its place")
+    if resume and (out / "model.pt").exists() and not (out / "trainer.ckpt").exists():
+        raise UserError(f"{out} holds a model.pt but no trainer.ckpt to resume from; use --force to train again from step 0")
+    _writable_folder(out, "the run folder")
+    remove_stale_tmp(out)
+    if force:                                  # the new run must not resume the old one's checkpoint by accident
+        for f in ("trainer.ckpt", "history.json"):
+            (out / f).unlink(missing_ok=True)
+    return out
+
+def _training_data(args):
+    "The training images: the split, less `--holdout N` held-out images, then an optional `--subset N` of the rest."
+    full = load_dataset(args.dataset, args.split, root=args.root)
+    ds = split_holdout(full, args.holdout, args.seed)[0] if args.holdout else full
+    return ImageSubset(ds, args.subset, args.seed) if args.subset else ds
 
 def cmd_train(args):
     from latentgen.train import Trainer
     if args.model not in MODELS:
-        raise SystemExit(f"unknown model {args.model!r}; registered: {', '.join(sorted(MODELS))}")
-    profile = get_profile(args.profile)
+        raise UserError(f"unknown model {args.model!r}; registered: {', '.join(sorted(MODELS))}")
+    profile, device = get_profile(args.profile), get_device(args.device)
+    overrides = _overrides(args.model, args.set)
+    if args.lr is not None:
+        overrides["lr"] = args.lr
+    out = _prepare_run_folder(Path(args.out or f"runs/{args.model}-{args.dataset}-{profile}"), args.resume, args.force)
     seed_everything(args.seed)
-    ds = load_dataset(args.dataset, args.split, root=args.root, subset=args.subset, seed=args.seed)
-    classes = getattr(getattr(ds, "base", ds), "classes", None)
-    config = {**MODELS[args.model].default_config(ds.image_shape, len(classes) if classes else None, profile),
-              **_overrides(args.set)}
+    ds = _training_data(args)
+    classes = getattr(base_indices(ds)[0], "classes", None)
+    config = {**MODELS[args.model].default_config(ds.image_shape, len(classes) if classes else None, profile), **overrides}
     model = build_model(args.model, **config)
-    out = Path(args.out or f"runs/{args.model}-{args.dataset}-{profile}")
-    trainer = Trainer(model, device=args.device, seed=args.seed, ckpt_path=out / "trainer.ckpt",
-                      ckpt_every=args.ckpt_every, bf16=args.bf16, desc=f"{args.model} on {args.dataset}")
-    if args.epochs is None and args.steps is None:
-        args.epochs = 1
-    trainer.fit(ds, epochs=args.epochs, steps=args.steps, batch_size=args.batch_size, resume=args.resume)
+    data = {k: v for k, v in ds.describe().items() if k != "source"}      # what the run saw (not where the files lie)
+    meta = {"model": args.model, "config": config, "data": data, "batch_size": args.batch_size, "seed": args.seed}
+    trainer = Trainer(model, device=device, seed=args.seed, ckpt_path=out / "trainer.ckpt", ckpt_every=args.ckpt_every,
+                      ckpt_every_s=args.ckpt_minutes * 60, grad_clip=args.grad_clip, on_nan=args.on_nan, bf16=args.bf16,
+                      run_meta=meta, desc=f"{args.model} on {args.dataset}")
+    epochs = args.epochs if args.epochs or args.steps else 1
+    trainer.fit(ds, epochs=epochs if not args.steps else None, steps=args.steps, batch_size=args.batch_size,
+                resume=args.resume)
     if getattr(model, "has_second_stage", False):          # fitted after the AE: RAE + GMM, two-stage VAE (chapter 3)
-        model.fit_second_stage(ds, batch_size=args.batch_size, seed=args.seed, device=args.device)
-    save_model(model.cpu(), out / "model.pt", dataset=ds.describe(), profile=profile, command=args.command_line)
+        model.fit_second_stage(ds, batch_size=args.batch_size, seed=args.seed, device=device)
+    train_idx = base_indices(ds)[1].to(torch.int32)          # which images of the split trained it: evaluate leaves them out
+    save_model(model.cpu(), out / "model.pt", dataset=ds.describe(), train_indices=train_idx, profile=profile,
+               command=args.command_line)
     atomic_write_bytes(out / "history.json", json.dumps(trainer.history.state_dict()).encode())
     print(f"saved {out / 'model.pt'} and {out / 'history.json'}")
 
+# %% ../nbs/09_cli.ipynb #c210f360
 def cmd_sample(args):
     from latentgen.viz import show_images
     import matplotlib
     matplotlib.use("Agg")
+    from matplotlib.backend_bases import FigureCanvasBase
+    out = Path(args.out)
+    out = out if out.suffix else out.with_suffix(".png")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix[1:].lower() not in formats:
+        raise UserError(f"cannot write {out}: the image formats are {', '.join(sorted(formats))}")
     model = load_model(args.checkpoint)
     if not hasattr(model, "sample"):
-        raise SystemExit(f"{model.model_name} has no sample(n) method")
+        raise UserError(f"{model.model_name} has no sample(n) method")
     torch.manual_seed(args.seed)
     x = model.sample(args.n).cpu()
     ax = show_images(x, nrow=int(args.n ** 0.5 + 0.999), title=f"{model.model_name}: {args.n} samples")
-    ax.figure.savefig(args.out, bbox_inches="tight", dpi=120)
-    print(f"wrote {args.out}")
+    buf = io.BytesIO()
+    ax.figure.savefig(buf, format=out.suffix[1:].lower(), bbox_inches="tight", dpi=120)
+    atomic_write_bytes(out, buf.getvalue())
+    print(f"wrote {out}")
 
 def cmd_metrics(args):
     from latentgen.metrics import EXTRACTOR_FAMILIES, find_extractor, load_extractor, train_extractor
     if args.action == "train-extractor":
         if not args.dataset:
-            raise SystemExit(f"metrics train-extractor needs --dataset ({', '.join(EXTRACTOR_FAMILIES)})")
+            raise UserError(f"metrics train-extractor needs --dataset ({', '.join(EXTRACTOR_FAMILIES)})")
         train_extractor(args.dataset, epochs=args.epochs, out=args.out, seed=args.seed, subset=args.subset,
                         batch_size=args.batch_size, device=args.device, command=args.command_line)
         return
@@ -106,96 +207,214 @@ def cmd_metrics(args):
 def cmd_convert(args):
     from latentgen.models import convert_file
     if not args.i_trust_this_file:
-        raise SystemExit(f"converting opens {args.file} with full pickle, which runs any code the file names; "
-                         "repeat with --i-trust-this-file if you wrote it yourself (or trust who did)")
+        raise UserError(f"converting opens {args.file} with full pickle, which runs any code the file names; "
+                        "repeat with --i-trust-this-file if you wrote it yourself (or trust who did)")
     print(f"converted {convert_file(args.file)}: it now opens with weights_only=True")
+
+# %% ../nbs/09_cli.ipynb #77fd1984
+def _run_name(checkpoint: Path) -> str:
+    "A results name for a checkpoint: its run folder, plus the file name unless it is model.pt."
+    p = Path(checkpoint).resolve()
+    return p.parent.name + ("" if p.stem == "model" else f"-{p.stem}")
+
+def _evaluation_data(args, model):
+    """The reference images: `--n` images of the split that did not train the model (the training images recorded in the
+    model file are left out), or of the `--holdout N` images cut as `train --holdout N` cut them."""
+    extra = model.saved_extra or {}
+    full = load_dataset(args.dataset, args.split, root=args.root)
+    seen = extra.get("dataset") if isinstance(extra.get("dataset"), dict) else {}   # chapter files may store a name
+    same = seen.get("dataset") == full.name and seen.get("split") == full.split
+    train_idx = extra.get("train_indices")
+    if args.holdout:
+        pool = split_holdout(full, args.holdout, args.seed)[1]
+        ref = pool if args.n >= len(pool) else ImageSubset(pool, args.n, args.seed)
+        if same and train_idx is not None:
+            shared = len(set(base_indices(ref)[1].tolist()) & set(train_idx.tolist()))
+            if shared:
+                raise UserError(f"{shared} of the {len(ref)} held-out images trained the model (it was trained with "
+                                "another --holdout or --seed); evaluate without --holdout to leave its training images out")
+        return ref
+    if not same:
+        return ImageSubset(full, args.n, args.seed) if args.n < len(full) else full
+    if train_idx is None:
+        if not args.allow_train_images:
+            raise UserError(f"{args.checkpoint} was trained on the {full.split} split of {full.name} but does not record "
+                            "which images; evaluate on another --split, or pass --allow-train-images to score "
+                            "(optimistically) on images it may have trained on")
+        print("warning: the reference images may include training images", file=sys.stderr)
+        return ImageSubset(full, args.n, args.seed) if args.n < len(full) else full
+    free = len(full) - len(set(train_idx.tolist()))
+    if free == 0:
+        raise UserError(f"every image of the {full.split} split of {full.name} trained this model; evaluate on another "
+                        "--split, or train with --holdout N to keep images back")
+    if args.n > free:
+        raise UserError(f"only {free} images of the {full.split} split of {full.name} did not train this model; "
+                        f"use --n {free} or fewer")
+    return ImageSubset(full, args.n, args.seed, exclude=train_idx)
 
 def cmd_evaluate(args):
     from latentgen.metrics import fidelity, iwae_nll, reconstruction_error
     t0 = time.perf_counter()
-    model = load_model(args.checkpoint).to(get_device(args.device))
-    ref = load_dataset(args.dataset, args.split, root=args.root, subset=args.n, seed=args.seed)
-    torch.manual_seed(args.seed)
-    metrics, backend = {}, None
+    device = get_device(args.device)
+    model = load_model(args.checkpoint)
+    extra = model.saved_extra or {}
+    profile = get_profile(extra.get("profile") or None)           # checked now, not after an hour of metrics
+    name = args.name or _run_name(args.checkpoint)
+    path = results_path(args.chapter, profile, f"{args.dataset}-{name}", args.results)
+    _writable_folder(path.parent, "the results folder")
+    bad = nonfinite_tensors(model)
+    if bad:
+        raise UserError(f"{args.checkpoint} holds NaN or infinite values ({', '.join(bad[:3])}): the run diverged, "
+                        "and its scores would mean nothing; retrain with a lower --lr or with --grad-clip")
+    ref = _evaluation_data(args, model)
+    made = tuple(extra["dataset"].get("image_shape") or ()) if isinstance(extra.get("dataset"), dict) else ()
+    if made and tuple(made) != tuple(ref.image_shape):
+        raise UserError(f"{model.model_name} in {args.checkpoint} makes {'x'.join(map(str, made))} images, but "
+                        f"{args.dataset} {args.split} images are {'x'.join(map(str, ref.image_shape))}")
+    model = model.to(device)
+    say = lambda msg: print(f"evaluate: {msg} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
+    metrics, backend, warns = {}, None, []
+    if len(ref) < 500:
+        warns.append(f"FD and KID on {len(ref)} images are noisy and biased upwards; compare only numbers made with the same --n")
     if hasattr(model, "sample"):
+        with torch.random.fork_rng(devices=[]):          # a look at the samples that leaves the metric's draws unchanged
+            torch.manual_seed(args.seed)
+            probe = model.sample(min(len(ref), 64)).float()
+        if float(probe.std(0).max()) < 1e-6:
+            warns.append("every sample is the same image (zero variance across samples): the model has collapsed")
+        metrics["constant_samples"] = float(probe.std(0).max()) < 1e-6
+        say(f"sample metrics on {len(ref)} samples against {len(ref)} reference images")
+        torch.manual_seed(args.seed)
         fm = fidelity(model.sample, ref, n_samples=len(ref), backend=args.backend)
         backend = fm.pop("backend")
         metrics.update(fm)
     dev = next(model.parameters()).device
     cond = bool(getattr(model, "conditional", False))   # conditional models take the targets too
     if hasattr(model, "reconstruct"):
+        say("reconstruction error")
         metrics["reconstruction"] = reconstruction_error(model.reconstruct, ref, device=dev, conditional=cond)
     if hasattr(model, "log_weights") and args.iwae_k > 0:
+        say(f"IWAE NLL with k={args.iwae_k}")
         metrics["iwae"] = iwae_nll(model.log_weights, ref, k=args.iwae_k, device=dev, conditional=cond)
-    profile = (model.saved_extra or {}).get("profile", get_profile())
-    path = save_results(metrics, chapter=args.chapter, dataset=f"{args.dataset}-{model.model_name}", config=model.config,
-                        seed=args.seed, profile=profile, metric_backend=backend, data=ref.describe(),
-                        wall_time_s=time.perf_counter() - t0, root=args.results,
-                        command=args.command_line)
-    print(json.dumps(metrics, indent=1)); print(f"wrote {path}")
+    for w in warns:
+        print(f"warning: {w}", file=sys.stderr)
+    print(json.dumps(metrics, indent=1))                        # shown before the write, so nothing computed is lost
+    ckpt = Path(args.checkpoint).resolve()
+    save_results(metrics, chapter=args.chapter, dataset=f"{args.dataset}-{name}", config=model.config, seed=args.seed,
+                 profile=profile, metric_backend=backend, data=ref.describe(), wall_time_s=time.perf_counter() - t0,
+                 root=args.results, command=args.command_line,
+                 extra={"checkpoint": {"path": str(ckpt), "sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest()},
+                        "warnings": warns})
+    print(f"wrote {path}")
 
 # %% ../nbs/09_cli.ipynb #9199256b
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="latentgen", description="latentgen: latent-variable image generators "
                                 "(data, training, sampling, evaluation). The book is built with jupyter-book.")
     p.add_argument("--version", action="version", version=f"latentgen {latentgen.__version__}")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks (also $LATENTGEN_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    def command(name, help):
+        c = sub.add_parser(name, help=help, description=help)
+        c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+        return c
 
-    d = sub.add_parser("data", help="check or prepare datasets")
+    d = command("data", "check or prepare datasets")
     d.add_argument("action", choices=["check", "prepare"])
     d.add_argument("--root", help="data root (default: $LATENTGEN_DATA, ./data, ../data)")
-    d.add_argument("--source", help="folder with offline copies (prepare)")
+    d.add_argument("--source", help="prepare: the folder with offline copies (MNIST/raw/*.gz, cifar10-jpg.zip)")
     d.set_defaults(func=cmd_data)
 
-    sub.add_parser("models", help="list registered models").set_defaults(func=cmd_models)
+    command("models", "list registered models with the config keys --set accepts").set_defaults(func=cmd_models)
 
-    t = sub.add_parser("train", help="train a registered model on a dataset")
-    t.add_argument("model"); t.add_argument("--dataset", required=True, choices=DATASETS)
-    t.add_argument("--split", default="train"); t.add_argument("--subset", type=int, help="train on a seeded subset of N items")
-    t.add_argument("--epochs", type=int); t.add_argument("--steps", type=int)
-    t.add_argument("--batch-size", type=int, default=128); t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--profile", choices=["quick", "paper"]); t.add_argument("--device")
-    t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override model config entries (JSON values)")
-    t.add_argument("--out", help="run folder (default runs/MODEL-DATASET-PROFILE)"); t.add_argument("--root")
-    t.add_argument("--ckpt-every", type=int); t.add_argument("--resume", action="store_true"); t.add_argument("--bf16", action="store_true")
+    t = command("train", "train a registered model on a dataset")
+    t.add_argument("model", help=f"a registered model ({', '.join(sorted(MODELS)) or 'see latentgen models'})")
+    t.add_argument("--dataset", required=True, choices=DATASETS)
+    t.add_argument("--split", default="train", help="the split to train on (default train; offline MNIST has test only)")
+    t.add_argument("--holdout", type=_positive_int, metavar="N",
+                   help="keep N seeded images of the split back for evaluation (evaluate leaves them to it)")
+    t.add_argument("--subset", type=_positive_int, metavar="N", help="train on a seeded subset of N images (of the rest)")
+    n = t.add_mutually_exclusive_group()
+    n.add_argument("--epochs", type=_positive_int, help="total epochs, counting resumed ones (default 1)")
+    n.add_argument("--steps", type=_positive_int, help="total optimiser steps, counting resumed ones")
+    t.add_argument("--batch-size", type=_positive_int, default=128)
+    t.add_argument("--seed", type=int, default=0, help="seeds the model, the data order and the subsets")
+    t.add_argument("--lr", type=_positive_float, help="learning rate (the model's config key lr)")
+    t.add_argument("--grad-clip", type=_positive_float, metavar="NORM", help="clip each optimiser's gradient norm to NORM")
+    t.add_argument("--on-nan", choices=["raise", "skip"], default="raise",
+                   help="a non-finite loss or gradient stops the run (raise, default) or skips that step (skip)")
+    t.add_argument("--profile", choices=["quick", "paper"], help="default: $LATENTGEN_PROFILE, else paper on CUDA, quick on CPU")
+    t.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: CUDA when available)")
+    t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override model config entries (JSON values; keys: latentgen models)")
+    t.add_argument("--out", help="run folder (default runs/MODEL-DATASET-PROFILE)")
+    t.add_argument("--root", help="data root (default: $LATENTGEN_DATA, ./data, ../data)")
+    t.add_argument("--ckpt-every", type=_positive_int, metavar="STEPS",
+                   help="also checkpoint every STEPS steps (a checkpoint is always written after every epoch)")
+    t.add_argument("--ckpt-minutes", type=_positive_float, default=10.0, help="checkpoint at least this often (default 10)")
+    r = t.add_mutually_exclusive_group()
+    r.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its trainer.ckpt (same data, batch size, seed and config)")
+    r.add_argument("--force", action="store_true", help="train a new run in --out even if it holds one")
+    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("sample", help="draw samples from a saved model into an image grid")
-    s.add_argument("checkpoint"); s.add_argument("--n", type=int, default=64); s.add_argument("--out", default="samples.png")
+    s = command("sample", "draw samples from a saved model into an image grid")
+    s.add_argument("checkpoint"); s.add_argument("--n", type=_positive_int, default=64)
+    s.add_argument("--out", default="samples.png", help="image file (png unless its name says otherwise)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_sample)
 
-    e = sub.add_parser("evaluate", help="FID/KID/PR, reconstruction error and IWAE NLL of a saved model")
+    e = command("evaluate", "FD/KID/PR, reconstruction error and IWAE NLL of a saved model, on images it did not train on")
     e.add_argument("checkpoint"); e.add_argument("--dataset", required=True, choices=DATASETS)
-    e.add_argument("--split", default="test"); e.add_argument("--n", type=int, default=1000, help="reference images (seeded subset)")
+    e.add_argument("--split", default="test")
+    e.add_argument("--n", type=_positive_int, default=1000,
+                   help="reference images: a seeded subset of the split, without the model's training images")
+    e.add_argument("--holdout", type=_positive_int, metavar="N",
+                   help="use the N held-out images that `train --holdout N` (same --seed) kept back")
+    e.add_argument("--allow-train-images", action="store_true",
+                   help="accept a model file that does not record its training images (older files)")
     e.add_argument("--backend", choices=["auto", "inception", "classifier", "random"],
                    help="sample-metric features (default auto: InceptionV3 if its weights are present, else the dataset's classifier)")
-    e.add_argument("--iwae-k", type=int, default=0)
+    e.add_argument("--iwae-k", type=_count, default=0, help="importance samples for the IWAE NLL (0: skip it)")
     e.add_argument("--chapter", default="cli"); e.add_argument("--results", help="results root (default: results/ at the top of the checkout)")
+    e.add_argument("--name", help="results file name (default: the run folder's name)")
     e.add_argument("--seed", type=int, default=0); e.add_argument("--device"); e.add_argument("--root")
     e.set_defaults(func=cmd_evaluate)
 
-    c = sub.add_parser("convert", help="rewrite a model file or checkpoint of an older latentgen so that it opens without running code")
+    c = command("convert", "rewrite a model file or checkpoint of an older latentgen so that it opens without running code")
     c.add_argument("file"); c.add_argument("--i-trust-this-file", action="store_true", help="required: conversion unpickles the file")
     c.set_defaults(func=cmd_convert)
 
-    m = sub.add_parser("metrics", help="the sample-metric feature classifiers: list them, or train one")
+    m = command("metrics", "the sample-metric feature classifiers: list them, or train one")
     m.add_argument("action", choices=["list", "train-extractor"])
-    m.add_argument("--dataset", choices=["mnist", "fashionmnist", "cifar10"]); m.add_argument("--epochs", type=int)
+    m.add_argument("--dataset", choices=["mnist", "fashionmnist", "cifar10"]); m.add_argument("--epochs", type=_positive_int)
     m.add_argument("--out", help="folder for <dataset>-classifier.{pt,json} (default $LATENTGEN_EXTRACTORS or ~/.cache/latentgen/extractors)")
-    m.add_argument("--seed", type=int, default=0); m.add_argument("--subset", type=int, help="train on a seeded subset of N images")
-    m.add_argument("--batch-size", type=int, default=128); m.add_argument("--device")
+    m.add_argument("--seed", type=int, default=0); m.add_argument("--subset", type=_positive_int, help="train on a seeded subset of N images")
+    m.add_argument("--batch-size", type=_positive_int, default=128); m.add_argument("--device")
     m.set_defaults(func=cmd_metrics)
     return p
 
+USER_ERRORS = (UserError, ValueError, TypeError, KeyError, OSError, RuntimeError, FloatingPointError, zipfile.BadZipFile)
+
 def main(argv=None):
-    "Entry point of the `latentgen` command."
+    "Entry point of the `latentgen` command: user errors print one line (exit 1) unless --debug; argparse's exit 2."
     _load_chapter_modules()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.command_line = "latentgen " + " ".join(shlex.quote(a) for a in argv)
-    from latentgen.config import UnsafeFileError
+    debug = args.debug or os.environ.get("LATENTGEN_DEBUG", "").lower() in ("1", "true", "yes")
     try:
         return args.func(args)
-    except UnsafeFileError as e:                    # a file that would run code when opened: one line, no traceback
-        raise SystemExit(f"latentgen: {e}")
+    except KeyboardInterrupt as e:
+        if debug:
+            raise
+        print(f"latentgen: {_one_line(e) if str(e) else 'interrupted'}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except BrokenPipeError:                 # `latentgen models | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
+    except USER_ERRORS as e:                # the message, not a traceback; --debug shows where it came from
+        if debug:
+            raise
+        hint = "" if isinstance(e, (UserError, ValueError, OSError)) else " (--debug shows where it came from)"
+        raise SystemExit(f"latentgen: error: {_one_line(e)}{hint}") from None

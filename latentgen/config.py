@@ -10,8 +10,8 @@ import torch
 
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'get_device', 'seed_everything', 'git_commit', 'device_name', 'run_info',
-           'atomic_write_bytes', 'project_root', 'results_root', 'results_path', 'save_results', 'load_results',
-           'UnsafeFileError', 'safe_torch_load', 'describe_run']
+           'atomic_write_bytes', 'remove_stale_tmp', 'project_root', 'results_root', 'results_path', 'save_results',
+           'load_results', 'UnsafeFileError', 'UnreadableFileError', 'safe_torch_load', 'describe_run']
 
 # %% ../nbs/00_config.ipynb #188bf5da
 PROFILES = ("quick", "paper")
@@ -29,10 +29,19 @@ def by_profile(quick, paper, profile: str | None = None):
     return {"quick": quick, "paper": paper}[get_profile(profile)]
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
-    "`device` if given, else CUDA when available, else CPU."
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    "`device` if given (it must exist on this machine), else CUDA when available, else CPU."
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps") from None
+    if d.type == "cuda" and not (torch.cuda.is_available() and (d.index or 0) < torch.cuda.device_count()):
+        raise ValueError(f"device {str(device)!r} was requested, but this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s) usable by torch {torch.__version__}")
+    if d.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was requested, but Apple's MPS backend is not available here")
+    return d
 
 # %% ../nbs/00_config.ipynb #3ac77441
 def seed_everything(seed: int = 0) -> int:
@@ -76,12 +85,34 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:               # a full disk, a kill signal turned exception, bad data: leave no partial file
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+def remove_stale_tmp(folder: str | Path) -> list[Path]:
+    "Delete the temporary files that killed `atomic_write_bytes` calls left in `folder` (of processes no longer running)."
+    gone = []
+    for p in Path(folder).glob(".*.tmp*"):
+        pid = p.name.rsplit(".tmp", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            p.unlink(missing_ok=True); gone.append(p)
+    return gone
 
 def _jsonable(o):
     if isinstance(o, (torch.Tensor, np.ndarray, np.generic)):
@@ -115,12 +146,12 @@ def results_path(chapter: str, profile: str, dataset: str, root: str | Path | No
 def save_results(metrics: dict, *, chapter: str, dataset: str, config: dict, seed: int,
                  profile: str | None = None, metric_backend: str | None = None,
                  wall_time_s: float | None = None, command: str | None = None,
-                 data: dict | None = None, root: str | Path | None = None, device=None) -> Path:
+                 data: dict | None = None, root: str | Path | None = None, device=None, extra: dict | None = None) -> Path:
     "Write metrics with full provenance to `results/<chapter>/<profile>/<dataset>.json`; returns the path."
     profile = get_profile(profile)
     record = {"chapter": chapter, "dataset": dataset, "profile": profile, "metrics": metrics,
               "metric_backend": metric_backend, "config": config, "seed": seed, "data": data,
-              "wall_time_s": wall_time_s, **run_info(device)}
+              "wall_time_s": wall_time_s, **(extra or {}), **run_info(device)}
     if command is not None:
         record["command"] = command
     path = results_path(chapter, profile, dataset, root)
@@ -135,17 +166,32 @@ def load_results(path: str | Path) -> dict:
 class UnsafeFileError(ValueError):
     "A file that `torch.load(weights_only=True)` refuses: opening it would run code or build arbitrary objects."
 
+class UnreadableFileError(ValueError):
+    "A file that is not a torch file at all: truncated, corrupted, empty or of another format."
+
 def safe_torch_load(path: str | Path, map_location="cpu", what: str = "file"):
     "Read a latentgen file with `torch.load(weights_only=True)`: tensors and plain data only, no code runs."
     import pickle
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no {what} at {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except PermissionError:
+        raise
     except pickle.UnpicklingError as e:
         lines = [l.strip() for l in str(e).splitlines() if "global" in l.lower()]
-        reason = lines[0] if lines else str(e).strip().splitlines()[0]
+        if not lines:                   # the restricted unpickler choked on bytes, not on a forbidden object
+            boiler = ("Weights only load failed", "Please file", "Check the documentation", "In PyTorch")
+            why = [l.strip() for l in str(e).splitlines() if l.strip() and not l.strip().startswith(boiler)]
+            raise UnreadableFileError(f"{path} is not a readable {what} (truncated or corrupted?): "
+                                      f"{why[0] if why else 'unpickling failed'}") from None
+        reason = lines[0]
         raise UnsafeFileError(f"refused to open {path} ({what}): it holds more than tensors and plain data, so opening "
                               f"it could run code [{reason}]. If you wrote it with an older latentgen and trust it: "
                               f"latentgen convert {path} --i-trust-this-file") from None
+    except (RuntimeError, EOFError, KeyError, OSError, ValueError, IndexError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UnreadableFileError(f"{path} is not a readable {what} (truncated or corrupted?): {first[:160]}") from None
 
 # %% ../nbs/00_config.ipynb #ea24ae10
 def describe_run(profile: str | None = None, device=None, data: str | None = None) -> dict:

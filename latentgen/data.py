@@ -2,7 +2,7 @@
 
 # %% ../nbs/01_data.ipynb #fa99b7ee
 from __future__ import annotations
-import gzip, io, os, shutil, zipfile
+import gzip, hashlib, io, json, os, shutil, zipfile, zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 # %% auto #0
 __all__ = ['DATASETS', 'CIFAR10_CLASSES', 'CELEBA_SPLITS', 'CELEBA_ATTRS', 'to_signed', 'to_unit', 'check_images',
            'DatasetNotFoundError', 'data_roots', 'ImageTensorDataset', 'read_idx', 'write_idx', 'load_mnist_like',
-           'load_cifar10', 'CelebA', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset',
+           'load_cifar10', 'CelebA', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset', 'base_indices',
            'split_holdout', 'load_dataset', 'train_test_splits', 'make_loader', 'data_status', 'prepare_offline']
 
 # %% ../nbs/01_data.ipynb #4af87641
@@ -75,7 +75,8 @@ def _offline() -> bool:
 def _not_found(name: str, wanted: str, roots: list[Path], how: str, cause: Exception | None = None):
     searched = "\n".join(f"  - {r}" for r in roots)
     msg = (f"{name}: {wanted} not found. Searched:\n{searched}\n{how}\n"
-           "Pass root=..., set $LATENTGEN_DATA, or put the files under ./data (see data/README.md).")
+           "Point to the files with --root DIR (command line) or root=... (Python), set $LATENTGEN_DATA, or put them "
+           "under ./data; `latentgen data prepare --source DIR` copies an offline copy into place.")
     if cause is not None:
         msg += f"\nDownloading failed too: {type(cause).__name__}: {cause}"
     return DatasetNotFoundError(msg)
@@ -121,7 +122,15 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dty
 def read_idx(path: str | Path) -> np.ndarray:
     "Read an IDX file (optionally gzipped), the format of MNIST and Fashion-MNIST."
     path = Path(path)
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, PermissionError):
+        raise
+    except (EOFError, OSError, zlib.error) as e:      # truncated or not gzip at all: name the file and the fix
+        raise ValueError(f"{path} is unreadable ({type(e).__name__}: {e}): the file is truncated or corrupted; "
+                         "delete it and run `latentgen data prepare --source DIR` again (or let torchvision "
+                         "download it)") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4]!r})")
     ndim = raw[3]
@@ -129,7 +138,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     n = int(np.prod(dims))
     if len(raw) != 4 + 4 * ndim + n * dtype.itemsize:
-        raise ValueError(f"{path}: header says {tuple(dims)} but the file has {len(raw)} bytes")
+        raise ValueError(f"{path}: header says {tuple(int(d) for d in dims)} but the file has {len(raw)} bytes "
+                         "(truncated or corrupted)")
     return np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(*dims).astype(dtype.newbyteorder("="))
 
 # %% ../nbs/01_data.ipynb #9e39e18b
@@ -178,28 +188,77 @@ def load_mnist_like(name: str = "mnist", split: str = "train", root=None, downlo
 # %% ../nbs/01_data.ipynb #1df5cb4b
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
-def _decode_jpegs(items) -> tuple[torch.Tensor, torch.Tensor]:
-    "items: iterable of (class index, bytes) -> uint8 images [N, 3, H, W] and int64 labels."
-    imgs, labels = [], []
-    for label, data in items:
-        imgs.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
-        labels.append(label)
-    if not imgs:
-        raise ValueError("no JPEG files found")
-    return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous(), torch.tensor(labels, dtype=torch.int64)
-
-def _cifar_jpeg_items(src: Path, split: str):
-    "Yield (label, jpeg bytes) in a fixed order from a folder or a zip."
-    idx = {c: i for i, c in enumerate(CIFAR10_CLASSES)}
+def _cifar_members(src: Path, split: str) -> list[tuple[str, int, int]]:
+    "The JPEGs of one split as sorted (`split/class/file`, size, mtime) from a folder or a zip; checks the classes."
     if src.suffix == ".zip":
         with zipfile.ZipFile(src) as z:
-            names = sorted(n for n in z.namelist() if n.startswith(f"{split}/") and n.endswith(".jpg"))
-            for n in names:
-                yield idx[n.split("/")[1]], z.read(n)
+            m = src.stat().st_mtime_ns
+            members = [(i.filename, i.file_size, m) for i in z.infolist()
+                       if i.filename.startswith(f"{split}/") and i.filename.lower().endswith(".jpg")]
     else:
-        for c in CIFAR10_CLASSES:
-            for p in sorted((src / split / c).glob("*.jpg")):
-                yield idx[c], p.read_bytes()
+        members = []
+        for d in os.scandir(src / split):
+            if d.is_dir():
+                members += [(f"{split}/{d.name}/{e.name}", e.stat().st_size, e.stat().st_mtime_ns)
+                            for e in os.scandir(d.path) if e.name.lower().endswith(".jpg")]
+    members.sort()
+    odd = sorted({n for n, *_ in members if n.count("/") != 2})
+    if odd:
+        raise ValueError(f"{src}: {odd[0]} is not in a <split>/<class>/ folder ({len(odd)} such file(s))")
+    found = {n.split("/")[1] for n, *_ in members}
+    unknown = sorted(found - set(CIFAR10_CLASSES))
+    if unknown:
+        raise ValueError(f"{src}: {split}/ has unknown class folder(s) {', '.join(unknown)}; "
+                         f"CIFAR-10's classes are {', '.join(CIFAR10_CLASSES)}")
+    missing = [c for c in CIFAR10_CLASSES if c not in found]
+    if missing:
+        raise ValueError(f"{src}: {split}/ is incomplete: no images of class(es) {', '.join(missing)} "
+                         f"({len(members)} images of {len(found)} classes); prepare a complete copy "
+                         "(`latentgen data prepare --source DIR`)")
+    return members
+
+def _decode_jpegs(src: Path, members) -> tuple[torch.Tensor, torch.Tensor]:
+    "Decode the `members` of a JPEG folder or zip into uint8 images [N, 3, H, W] and int64 labels; bad files are named."
+    idx = {c: i for i, c in enumerate(CIFAR10_CLASSES)}
+    z = zipfile.ZipFile(src) if src.suffix == ".zip" else None
+    imgs, labels = [], []
+    try:
+        for name, *_ in members:
+            where = f"member {name} of {src}" if z else str(src / name)
+            try:
+                data = z.read(name) if z else (src / name).read_bytes()
+                img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+            except (OSError, ValueError, zipfile.BadZipFile) as e:
+                raise ValueError(f"{where} is not a readable JPEG ({type(e).__name__}: {e})") from None
+            if imgs and img.shape != imgs[0].shape:
+                raise ValueError(f"{where} is {img.shape[1]}x{img.shape[0]}, the others {imgs[0].shape[1]}x{imgs[0].shape[0]}")
+            imgs.append(img); labels.append(idx[name.split("/")[1]])
+    finally:
+        if z is not None:
+            z.close()
+    if not imgs:
+        raise ValueError(f"no JPEG files found in {src}")
+    return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous(), torch.tensor(labels, dtype=torch.int64)
+
+def _cached_decode(src: Path, split: str, cache: Path):
+    "Decoded JPEGs, from `cache` when it was made from exactly these files; an unreadable or stale cache is rebuilt."
+    from latentgen.config import atomic_write_bytes
+    members = _cifar_members(src, split)
+    key = hashlib.sha256(json.dumps([str(src.resolve()), members]).encode()).hexdigest()
+    if cache.is_file():
+        try:
+            c = torch.load(cache, map_location="cpu", weights_only=True)
+            if c["key"] == key:
+                return c["images"], c["labels"]
+        except Exception:                      # half-written by a killed run, or an older format: decode again
+            pass
+    imgs, labels = _decode_jpegs(src, members)
+    buf = io.BytesIO(); torch.save({"key": key, "images": imgs, "labels": labels}, buf)
+    try:
+        atomic_write_bytes(cache, buf.getvalue())    # tmp + rename: never a half-written cache
+    except OSError:
+        pass                                         # read-only location: decode again next time
+    return imgs, labels
 
 def load_cifar10(split: str = "train", root=None, download: bool | None = None):
     "CIFAR-10 from torchvision's batches, a JPEG folder/zip, or a torchvision download."
@@ -214,16 +273,7 @@ def load_cifar10(split: str = "train", root=None, download: bool | None = None):
                                       name="cifar10", split=split, source=str(r / "cifar-10-batches-py"), classes=CIFAR10_CLASSES)
         for src in (r / "cifar10-jpg", r / "cifar10-jpg.zip"):
             if (src.is_dir() and (src / split).is_dir()) or src.is_file():
-                cache = r / "cifar10-jpg" / f".{split}-uint8.pt"
-                if cache.exists() and cache.stat().st_mtime >= src.stat().st_mtime:
-                    imgs, labels = torch.load(cache)
-                else:
-                    imgs, labels = _decode_jpegs(_cifar_jpeg_items(src, split))
-                    try:
-                        cache.parent.mkdir(parents=True, exist_ok=True)
-                        torch.save((imgs, labels), cache)
-                    except OSError:
-                        pass  # read-only location: decode again next time
+                imgs, labels = _cached_decode(src, split, r / "cifar10-jpg" / f".{split}-uint8.pt")
                 return ImageTensorDataset(imgs, labels, name="cifar10", split=split, source=f"{src} (JPEG q75 copy)",
                                           classes=CIFAR10_CLASSES)
     cause = None
@@ -336,13 +386,20 @@ def load_digits(split: str = "train"):
 
 # %% ../nbs/01_data.ipynb #9746e25d
 class ImageSubset(Dataset):
-    "A recorded, seeded subset of an image dataset: `n` items of a seeded permutation (`complement=True`: all the others)."
-    def __init__(self, base, n: int, seed: int = 0, complement: bool = False):
-        if not 0 < n <= len(base) or (complement and n == len(base)):
-            raise ValueError(f"subset size must be in 1..{len(base) - complement}, got {n}")
+    """A recorded, seeded subset of an image dataset: `n` items of a seeded permutation (`complement=True`: all the
+    others), drawn only from the items whose indices are not in `exclude` when it is given."""
+    def __init__(self, base, n: int, seed: int = 0, complement: bool = False, exclude=None):
+        pool = torch.arange(len(base))
+        if exclude is not None:
+            keep = torch.ones(len(base), dtype=torch.bool)
+            keep[torch.as_tensor(exclude, dtype=torch.long)] = False
+            pool = pool[keep]
+        if not 0 < n <= len(pool) or (complement and n == len(pool)):
+            raise ValueError(f"subset size must be in 1..{len(pool) - complement}, got {n}"
+                             + (f" ({len(base) - len(pool)} of the {len(base)} items are excluded)" if exclude is not None else ""))
         g = torch.Generator().manual_seed(seed)
-        self.base, self.seed, self.complement = base, seed, complement
-        perm = torch.randperm(len(base), generator=g)
+        self.base, self.seed, self.complement, self.excluded = base, seed, complement, len(base) - len(pool)
+        perm = pool[torch.randperm(len(pool), generator=g)]
         self.indices = (perm[n:] if complement else perm[:n]).sort().values
         self.name, self.split = base.name, base.split
         self.targets = base.targets[self.indices]
@@ -360,8 +417,19 @@ class ImageSubset(Dataset):
     def describe(self) -> dict:
         sub = {"n": len(self), "of": len(self.base), "seed": self.seed}
         if self.complement:
-            sub["complement_of_first"] = len(self.base) - len(self)
+            sub["complement_of_first"] = len(self.base) - self.excluded - len(self)
+        if self.excluded:
+            sub["excluded"] = self.excluded
+        if isinstance(self.base, ImageSubset):
+            sub["within"] = self.base.describe()["subset"]
         return {**self.base.describe(), "n": len(self), "subset": sub}
+
+def base_indices(ds) -> tuple:
+    "The dataset under any `ImageSubset` layers of `ds`, and the indices of `ds`'s items in it."
+    idx = torch.arange(len(ds))
+    while isinstance(ds, ImageSubset):
+        idx, ds = ds.indices[idx], ds.base
+    return ds, idx
 
 def split_holdout(ds, n_holdout: int, seed: int = 0):
     "Split one dataset into disjoint, recorded (train, held-out) subsets, e.g. when only a test split is available offline."
@@ -414,42 +482,107 @@ def make_loader(ds, batch_size: int = 128, shuffle: bool = False, drop_last: boo
                       num_workers=num_workers, persistent_workers=num_workers > 0)
 
 # %% ../nbs/01_data.ipynb #a5952a7e
+def _idx_status(found) -> tuple[str, str]:
+    try:
+        imgs, labs = (read_idx(p) for p in found)
+    except ValueError as e:
+        return "corrupt", str(e)
+    if len(imgs) != len(labs):
+        return "corrupt", f"{len(imgs)} images but {len(labs)} labels"
+    return "ok", f"{len(imgs):,} images"
+
+def _cifar_status(src: Path, split: str) -> tuple[str, str]:
+    if src.name == "cifar-10-batches-py":
+        return "ok", "torchvision batches"
+    try:
+        members = _cifar_members(src, split)
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        return "incomplete", str(e)
+    counts = np.bincount([CIFAR10_CLASSES.index(n.split("/")[1]) for n, *_ in members], minlength=10)
+    return "ok", f"{len(members):,} images, 10 classes ({counts.min():,}-{counts.max():,} per class)"
+
 def data_status(root=None) -> list[dict]:
-    "For each dataset and split: where its files are found, or None."
+    "For each dataset and split: where its files are found (or None), and whether they are complete and readable."
     roots, rows = data_roots(root), []
     for key in ("mnist", "fashionmnist"):
         for split in ("train", "test"):
             f = _find_idx(_TV_CLASS[key], split, roots)
-            rows.append({"dataset": key, "split": split, "found": str(f[0].parent) if f else None})
+            st, detail = _idx_status(f) if f else ("missing", "")
+            rows.append({"dataset": key, "split": split, "found": str(f[0].parent) if f else None, "status": st, "detail": detail})
     for split in ("train", "test"):
         hit = None
         for r in roots:
-            for src in (r / "cifar-10-batches-py", r / "cifar10-jpg" / split, r / "cifar10-jpg.zip"):
-                if src.exists():
-                    hit = hit or str(src)
-        rows.append({"dataset": "cifar10", "split": split, "found": hit})
+            for src in (r / "cifar-10-batches-py", r / "cifar10-jpg", r / "cifar10-jpg.zip"):
+                if hit is None and (src.is_file() or (src / split).is_dir() or src.name == "cifar-10-batches-py" and src.is_dir()):
+                    hit = src
+        st, detail = _cifar_status(hit, split) if hit else ("missing", "")
+        rows.append({"dataset": "cifar10", "split": split, "found": str(hit) if hit else None, "status": st, "detail": detail})
     hit = next((str(r / "celeba") for r in roots if _celeba_present(r)), None)
-    rows.append({"dataset": "celeba", "split": "all", "found": hit})
-    rows.append({"dataset": "digits", "split": "train/test", "found": "scikit-learn (bundled)"})
+    rows.append({"dataset": "celeba", "split": "all", "found": hit, "status": "ok" if hit else "missing", "detail": ""})
+    rows.append({"dataset": "digits", "split": "train/test", "found": "scikit-learn (bundled)", "status": "ok", "detail": "1,797 images"})
     return rows
 
-def prepare_offline(source: str | Path, root: str | Path | None = None) -> Path:
-    "Copy offline MNIST IDX files and extract `cifar10-jpg.zip` from `source` into the data root."
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+def _copy_verified(src: Path, dst: Path) -> str:
+    "Copy `src` to `dst` through a temporary file unless an identical copy is there; returns what was done."
+    if dst.is_file() and dst.stat().st_size == src.stat().st_size and _sha256(dst) == _sha256(src):
+        return "kept"
+    action = "repaired" if dst.exists() else "copied"
+    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+    try:
+        shutil.copyfile(src, tmp)
+        if _sha256(tmp) != _sha256(src):
+            raise OSError(f"the copy of {src} does not match its source (disk full or failing?)")
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return action
+
+def _extracted_complete(zf: zipfile.ZipFile, dest: Path) -> bool:
+    for i in zf.infolist():
+        if not i.is_dir():
+            p = dest / i.filename
+            if not p.is_file() or p.stat().st_size != i.file_size:
+                return False
+    return True
+
+def prepare_offline(source: str | Path, root: str | Path | None = None) -> dict:
+    """Copy offline MNIST IDX files and extract `cifar10-jpg.zip` from `source` into the data root, verifying what is
+    already there (sizes and SHA-256 for files, sizes for extracted JPEGs) and repairing partial copies.
+    Returns `{"root": Path, "actions": [one line per dataset]}`; raises when `source` holds nothing known."""
     source, dest = Path(source), _download_root(root)
     if not source.is_dir():
         raise FileNotFoundError(f"offline data folder {source} does not exist")
+    actions = []
     raw = source / "MNIST" / "raw"
-    if raw.is_dir():
+    files = sorted(f for f in raw.iterdir() if f.is_file() and "-ubyte" in f.name) if raw.is_dir() else []
+    if files:
         (dest / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
-        for f in raw.iterdir():
-            if not (dest / "MNIST" / "raw" / f.name).exists():
-                shutil.copyfile(f, dest / "MNIST" / "raw" / f.name)
+        done = [_copy_verified(f, dest / "MNIST" / "raw" / f.name) for f in files]
+        actions.append(f"MNIST: {len(files)} IDX file(s): {done.count('copied')} copied, {done.count('repaired')} "
+                       f"repaired, {done.count('kept')} already complete (size and SHA-256 checked)")
     z = source / "cifar10-jpg.zip"
-    if z.is_file() and not (dest / "cifar10-jpg" / "test").is_dir():
-        tmp = dest / ".cifar10-jpg.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
+    if z.is_file():
         with zipfile.ZipFile(z) as zf:
-            zf.extractall(tmp)
-        shutil.rmtree(dest / "cifar10-jpg", ignore_errors=True)  # may hold only a decode cache
-        os.replace(tmp, dest / "cifar10-jpg")
-    return dest
+            n = sum(1 for i in zf.infolist() if i.filename.lower().endswith(".jpg"))
+            if _extracted_complete(zf, dest / "cifar10-jpg"):
+                actions.append(f"CIFAR-10: {n:,} JPEGs already extracted (all sizes match the zip)")
+            else:
+                tmp = dest / ".cifar10-jpg.partial"
+                shutil.rmtree(tmp, ignore_errors=True)
+                zf.extractall(tmp)
+                if not _extracted_complete(zf, tmp):
+                    raise OSError(f"extracting {z} into {tmp} left files missing or short (disk full?)")
+                shutil.rmtree(dest / "cifar10-jpg", ignore_errors=True)  # a partial copy, or only a decode cache
+                os.replace(tmp, dest / "cifar10-jpg")
+                actions.append(f"CIFAR-10: extracted {n:,} JPEGs from {z}")
+    if not actions:
+        raise FileNotFoundError(f"{source} holds no offline data that latentgen knows: expected MNIST/raw/*-ubyte[.gz] "
+                                "and/or cifar10-jpg.zip")
+    return {"root": dest, "actions": actions}

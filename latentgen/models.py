@@ -2,7 +2,7 @@
 
 # %% ../nbs/08_models.ipynb #3f139ff6
 from __future__ import annotations
-import functools, io, math
+import functools, inspect, io, math
 from pathlib import Path
 
 import torch
@@ -14,7 +14,8 @@ from .losses import gaussian_kl, gaussian_nll, sigma_vae_log_sigma, sigma_vae_nl
 from .nets import ConvDecoder, ConvEncoder
 
 # %% auto #0
-__all__ = ['MODELS', 'register_model', 'build_model', 'save_model', 'load_model', 'convert_file', 'VAE']
+__all__ = ['MODELS', 'register_model', 'build_model', 'config_keys', 'NonFiniteModelError', 'nonfinite_tensors', 'save_model',
+           'load_model', 'convert_file', 'VAE']
 
 # %% ../nbs/08_models.ipynb #72ecf0b8
 MODELS: dict = {}
@@ -42,10 +43,31 @@ def build_model(name: str, **config) -> nn.Module:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS)) or 'none'}")
     return MODELS[name](**config)
 
+def config_keys(name: str) -> dict:
+    "The config keys the registered model `name` accepts (what `--set KEY=VALUE` may change), with their defaults."
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS)) or 'none'}")
+    ps = inspect.signature(MODELS[name].__init__).parameters.values()
+    return {p.name: (None if p.default is inspect.Parameter.empty else p.default) for p in ps
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+class NonFiniteModelError(ValueError):
+    "A model whose parameters or buffers hold NaN or infinite values: the run that made it diverged."
+
+def nonfinite_tensors(model: nn.Module) -> list[str]:
+    "Names of `model`'s floating-point parameters and buffers that hold NaN or infinite values."
+    named = [*model.named_parameters(), *model.named_buffers()]
+    return [n for n, t in named if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
 def save_model(model: nn.Module, path: str | Path, **extra) -> Path:
     "Atomically save a registered model's name, config and weights (plus any `extra` metadata)."
     if not hasattr(model, "model_name"):
         raise TypeError(f"{type(model).__name__} is not a registered model (use @register_model)")
+    bad = nonfinite_tensors(model)
+    if bad:                                  # a diverged model is not saved as if it were a trained one
+        raise NonFiniteModelError(f"refusing to save {model.model_name} to {path}: NaN or infinite values in "
+                                  f"{', '.join(bad[:4])}{f' and {len(bad) - 4} more' if len(bad) > 4 else ''}; the run "
+                                  "diverged (lower the learning rate, clip gradients)")
     from latentgen import __version__
     buf = io.BytesIO()
     torch.save({"name": model.model_name, "config": model.config, "state_dict": model.state_dict(),
@@ -60,8 +82,16 @@ def load_model(path: str | Path, map_location="cpu") -> nn.Module:
     ck = safe_torch_load(path, map_location=map_location, what="model file")   # no code runs, whatever the file says
     if not isinstance(ck, dict) or "name" not in ck:
         raise ValueError(f"{path} is not a latentgen model file (save it with latentgen.models.save_model)")
-    model = build_model(ck["name"], **ck["config"])
-    model.load_state_dict(ck["state_dict"])
+    if ck["name"] not in MODELS:
+        raise ValueError(f"{path} holds a {ck['name']!r} model, which this latentgen does not know "
+                         f"(registered: {', '.join(sorted(MODELS))}); import the module that registers it")
+    try:
+        model = build_model(ck["name"], **ck["config"])
+        model.load_state_dict(ck["state_dict"])
+    except (TypeError, RuntimeError) as e:
+        why = [l.strip() for l in str(e).splitlines() if l.strip()]
+        raise ValueError(f"{path}: its weights do not fit its {ck['name']} config "
+                         f"({(why[1] if len(why) > 1 else why[0])[:200]})") from None
     model.saved_extra = ck.get("extra", {})
     return model.eval()
 

@@ -2,7 +2,7 @@
 
 # %% ../nbs/05_train.ipynb #1b04f1c4
 from __future__ import annotations
-import io, math, os, random, time, warnings
+import io, math, os, random, signal, threading, time, warnings
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from .config import atomic_write_bytes, get_device, safe_torch_load, seed_everything
 
 # %% auto #0
-__all__ = ['History', 'NonFiniteLossError', 'Trainer', 'fit']
+__all__ = ['History', 'NonFiniteLossError', 'CheckpointMismatchError', 'Trainer', 'fit']
 
 # %% ../nbs/05_train.ipynb #bde6c7ca
 class History:
@@ -55,6 +55,20 @@ class History:
 class NonFiniteLossError(FloatingPointError):
     "A loss term (or a gradient) became NaN or infinite."
 
+class CheckpointMismatchError(ValueError):
+    "A checkpoint was written by a different run (model, config, data, batch size or seed) than the one resuming it."
+
+def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    "Human-readable differences between two nested dicts of run facts."
+    out = []
+    for k in sorted(set(saved) | set(now), key=str):
+        a, b = saved.get(k, "<absent>"), now.get(k, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: checkpoint {a!r}, now {b!r}")
+    return out
+
 def _to_device(batch, device):
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
@@ -89,6 +103,7 @@ class Trainer:
                  on_nan: str = "raise",
                  ema_decay: float | None = None, bf16: bool = False, device=None, seed: int = 0,
                  ckpt_path: str | Path | None = None, ckpt_every: int | None = None,
+                 ckpt_every_s: float | None = 600.0, ckpt_each_epoch: bool = True, run_meta: dict | None = None,
                  eval_fn: Callable | None = None, eval_every: int | None = None,
                  progress: bool | None = None, desc: str | None = None, num_workers: int = 0):
         if on_nan not in ("raise", "skip"):
@@ -107,6 +122,7 @@ class Trainer:
         self.schedulers = {k: make(self.optimizers[k]) for k, make in (schedulers or {}).items()}
         self.grad_clip, self.grad_skip, self.on_nan, self.bf16, self.seed = grad_clip, grad_skip, on_nan, bf16, seed
         self.ckpt_path, self.ckpt_every = (Path(ckpt_path) if ckpt_path else None), ckpt_every
+        self.ckpt_every_s, self.ckpt_each_epoch, self.run_meta = ckpt_every_s, ckpt_each_epoch, run_meta
         self.eval_fn, self.eval_every, self.num_workers = eval_fn, eval_every, num_workers
         env = os.environ.get("LATENTGEN_PROGRESS", "1").lower() not in ("0", "false", "no")
         self.progress = env if progress is None else progress
@@ -200,7 +216,7 @@ class Trainer:
                 "ema": self.ema_model.state_dict() if self.ema_model is not None else None,
                 "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "skipped": self.skipped,
                 "grad_skipped": self.grad_skipped,
-                "history": self.history.state_dict(), "seed": self.seed,
+                "history": self.history.state_dict(), "seed": self.seed, "run": self.run_meta,
                 "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state_plain(), "python": random.getstate(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}}
 
@@ -212,8 +228,19 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path | None = None):
         "Restore the full training state written by `save_checkpoint`."
-        s = safe_torch_load(Path(path or self.ckpt_path), map_location=self.device, what="training checkpoint")
-        self.model.load_state_dict(s["model"])
+        path = Path(path or self.ckpt_path)
+        s = safe_torch_load(path, map_location=self.device, what="training checkpoint")
+        if not isinstance(s, dict) or not {"model", "optimizers", "step", "rng"} <= set(s):
+            raise ValueError(f"{path} is not a latentgen training checkpoint")
+        if self.run_meta is not None and s.get("run") is not None and s["run"] != self.run_meta:
+            diff = _differences(s["run"], self.run_meta)
+            raise CheckpointMismatchError(f"{path} was written by a different run; refusing to resume it ("
+                                          + "; ".join(diff[:6]) + (f"; {len(diff) - 6} more" if len(diff) > 6 else "") + ")")
+        try:
+            self.model.load_state_dict(s["model"])
+        except RuntimeError as e:
+            raise CheckpointMismatchError(f"{path} holds weights of another model: "
+                                          f"{str(e).strip().splitlines()[1].strip()[:200] if len(str(e).splitlines()) > 1 else e}") from None
         for k, o in self.optimizers.items():
             o.load_state_dict(s["optimizers"][k])
         for k, sch in self.schedulers.items():
@@ -235,8 +262,12 @@ class Trainer:
             raise ValueError("give exactly one of epochs= or steps=")
         if resume and self.ckpt_path and self.ckpt_path.exists():
             self.load_checkpoint()
-        elif self.step == 0:
-            seed_everything(self.seed)
+            print(f"{self.desc}: resuming from {self.ckpt_path} at step {self.step} (epoch {self.epoch})")
+        else:
+            if resume:
+                print(f"{self.desc}: no checkpoint at {self.ckpt_path}; starting from step 0")
+            if self.step == 0:
+                seed_everything(self.seed)
         per_epoch = len(data) if isinstance(data, DataLoader) else (
             len(data) // batch_size if drop_last else math.ceil(len(data) / batch_size))
         total = steps if steps is not None else epochs * max(per_epoch, 1)
@@ -244,6 +275,33 @@ class Trainer:
         bar = _progress_bar(total, self.desc, self.progress)
         bar.update(self.step)
         t0, start_step = time.perf_counter(), self.step
+        last_ckpt, interrupted = t0, []
+        def on_sigint(signum, frame):          # first Ctrl-C: stop after this step, with a checkpoint; second: now
+            if interrupted:
+                raise KeyboardInterrupt
+            interrupted.append(self.step)
+        catch = self.ckpt_path is not None and threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_sigint) if catch else None
+        try:
+            self._loop(data, total, batch_size, shuffle, drop_last, bar, interrupted, last_ckpt)
+        finally:
+            if catch:
+                signal.signal(signal.SIGINT, previous)
+        bar.close()
+        self.wall_time_s = time.perf_counter() - t0
+        if self.eval_fn is not None and (not self.history.evals or self.history.evals[-1]["step"] != self.step):
+            self.evaluate()
+        if self.ckpt_path:
+            self.save_checkpoint()
+        self._warn_if_diverged()
+        last = {k: round(v, 4) for k, v in self.history.steps[-1].items() if k not in ("step", "epoch")} if self.history.steps else {}
+        print(f"{self.desc}: {self.step - start_step} steps in {self.wall_time_s:.1f}s"
+              + (f", {self.skipped} skipped (non-finite)" if self.skipped else "")
+              + (f", {self.grad_skipped} updates skipped (gradient norm > {self.grad_skip})" if self.grad_skipped else "") + f"; last: {last}")
+        return self.history
+
+    def _loop(self, data, total, batch_size, shuffle, drop_last, bar, interrupted, last_ckpt):
+        "The optimisation loop of `fit`: steps, records, evaluations and scheduled checkpoints."
         while self.step < total:
             batches, loader = self._epoch_batches(data, batch_size, shuffle, drop_last)
             for batch in loader:
@@ -256,25 +314,32 @@ class Trainer:
                 bar.update(1)
                 if self.eval_fn is not None and self.eval_every and self.step % self.eval_every == 0:
                     self.evaluate()
-                if self.ckpt_path and self.ckpt_every and self.step % self.ckpt_every == 0:
-                    self.save_checkpoint()
+                if self.ckpt_path and ((self.ckpt_every and self.step % self.ckpt_every == 0) or interrupted or
+                                       (self.ckpt_every_s is not None and time.perf_counter() - last_ckpt >= self.ckpt_every_s)):
+                    self.save_checkpoint(); last_ckpt = time.perf_counter()
+                if interrupted:
+                    bar.close()
+                    raise KeyboardInterrupt(f"interrupted at step {self.step}; the checkpoint {self.ckpt_path} holds it: "
+                                            "continue with resume=True (command line: --resume)")
                 if self.step >= total:
                     break
             if self.batch_in_epoch >= len(batches):
                 self.epoch += 1; self.batch_in_epoch = 0
                 for s in self.schedulers.values():
                     s.step()
-        bar.close()
-        self.wall_time_s = time.perf_counter() - t0
-        if self.eval_fn is not None and (not self.history.evals or self.history.evals[-1]["step"] != self.step):
-            self.evaluate()
-        if self.ckpt_path:
-            self.save_checkpoint()
-        last = {k: round(v, 4) for k, v in self.history.steps[-1].items() if k not in ("step", "epoch")} if self.history.steps else {}
-        print(f"{self.desc}: {self.step - start_step} steps in {self.wall_time_s:.1f}s"
-              + (f", {self.skipped} skipped (non-finite)" if self.skipped else "")
-              + (f", {self.grad_skipped} updates skipped (gradient norm > {self.grad_skip})" if self.grad_skipped else "") + f"; last: {last}")
-        return self.history
+                if self.ckpt_path and self.ckpt_each_epoch and self.step < total:
+                    self.save_checkpoint(); last_ckpt = time.perf_counter()
+
+    def _warn_if_diverged(self, factor: float = 1e3):
+        "Warn when the first optimised loss ends `factor` times larger (in size) than it started: a diverged run."
+        _, v = self.history.series(next(iter(self.optimizers)))
+        v = v[np.isfinite(v)]
+        if len(v) >= 4:
+            k = min(10, len(v) // 2)
+            first, last = float(np.median(v[:k])), float(np.median(v[-k:]))
+            if abs(last) > factor * max(abs(first), 1.0):
+                warnings.warn(f"{self.desc}: the loss grew from {first:.4g} to {last:.4g}; the run has probably diverged "
+                              "(lower the learning rate or clip gradients)", RuntimeWarning, stacklevel=3)
 
 def fit(model: nn.Module, data, *, epochs: int | None = None, steps: int | None = None, batch_size: int = 128,
         **trainer_kwargs) -> Trainer:

@@ -8,7 +8,7 @@ from PIL import Image
 
 from latentgen.data import (DatasetNotFoundError, check_images, data_roots, load_celeba, load_cifar10, load_dataset,
                             load_mnist_like, make_celeba_fixture, prepare_offline, read_idx, to_signed, to_unit)
-from latentgen.data import write_idx
+from latentgen.data import CIFAR10_CLASSES, write_idx
 from tests.helpers import SHARED_DATA
 
 
@@ -78,17 +78,25 @@ def _jpeg(value):
 def test_cifar10_from_jpeg_folder_and_zip(tmp_path):
     z = tmp_path / "src" / "cifar10-jpg.zip"; z.parent.mkdir()
     with zipfile.ZipFile(z, "w") as f:
-        for cls, v in (("airplane", 10), ("truck", 240)):
-            for k in range(3):
-                f.writestr(f"train/{cls}/{k:04d}.jpg", _jpeg(v))
-                f.writestr(f"test/{cls}/{k:04d}.jpg", _jpeg(v))
+        for i, cls in enumerate(CIFAR10_CLASSES):
+            for k in range(2):
+                f.writestr(f"train/{cls}/{k:04d}.jpg", _jpeg(10 + 25 * i))
+                f.writestr(f"test/{cls}/{k:04d}.jpg", _jpeg(10 + 25 * i))
     from_zip = load_cifar10("train", root=z.parent, download=False)
-    assert from_zip.targets.tolist() == [0, 0, 0, 9, 9, 9]
-    prepare_offline(z.parent, root=tmp_path / "data")
+    assert from_zip.targets.tolist() == [i // 2 for i in range(20)]
+    report = prepare_offline(z.parent, root=tmp_path / "data")
+    assert report["actions"] == [f"CIFAR-10: extracted 40 JPEGs from {z}"]
     assert (tmp_path / "data" / "cifar10-jpg" / "test" / "truck").is_dir()
     ds = load_cifar10("test", root=tmp_path / "data", download=False)
-    assert len(ds) == 6 and abs(ds[5][0].mean().item() - 240 / 255) < 0.02
+    assert len(ds) == 20 and abs(ds[19][0].mean().item() - 235 / 255) < 0.02
     assert "JPEG" in ds.describe()["source"]
+    # a class folder lost from the extracted copy is an error naming it, and `prepare` puts it back
+    import shutil
+    shutil.rmtree(tmp_path / "data" / "cifar10-jpg" / "test" / "cat")
+    with pytest.raises(ValueError, match="no images of class.es. cat"):
+        load_cifar10("test", root=tmp_path / "data", download=False)
+    assert "extracted" in prepare_offline(z.parent, root=tmp_path / "data")["actions"][0]
+    assert len(load_cifar10("test", root=tmp_path / "data", download=False)) == 20
 
 
 def test_celeba_fixture_in_torchvision_format(tmp_path):
