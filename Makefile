@@ -2,6 +2,7 @@
 #   make book   install, prepare data, execute every chapter (profile: $LATENTGEN_PROFILE, else paper on GPU / quick on CPU)
 #               and render the book into _build/html
 #   make test   install, prepare data, unit tests + toolbox notebooks (nbval) + the book build with -W
+#               (LATENTGEN_RETRAIN=1: every chapter run trains from scratch, whatever runs/ holds)
 PY ?= python3
 SHARED_DATA ?= ../shared/data
 export LATENTGEN_DATA ?= $(CURDIR)/data
@@ -25,7 +26,7 @@ book: install data
 NBVAL := $(filter-out nbs/07_metrics.ipynb,$(wildcard nbs/0*.ipynb))
 
 test: install data
-	LATENTGEN_PROGRESS=0 $(PY) -m pytest --nbval-lax tests $(NBVAL)
+	LATENTGEN_PROGRESS=0 LATENTGEN_RETRAIN=1 $(PY) -m pytest --nbval-lax tests $(NBVAL)
 
 # fast loop while developing: unit tests only (no notebooks, no book)
 unit:

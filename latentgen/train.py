@@ -2,7 +2,7 @@
 
 # %% ../nbs/05_train.ipynb #1b04f1c4
 from __future__ import annotations
-import io, math, os, random, signal, threading, time, warnings
+import hashlib, io, json, math, os, random, signal, threading, time, warnings
 from pathlib import Path
 from typing import Callable
 
@@ -11,10 +11,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .config import atomic_write_bytes, get_device, safe_torch_load, seed_everything
+from .config import atomic_write_bytes, get_device, get_profile, project_root, safe_torch_load, seed_everything
 
 # %% auto #0
-__all__ = ['History', 'NonFiniteLossError', 'CheckpointMismatchError', 'Trainer', 'fit']
+__all__ = ['History', 'NonFiniteLossError', 'CheckpointMismatchError', 'Trainer', 'fit', 'runs_root', 'run_facts', 'run_folder',
+           'run_trainer']
 
 # %% ../nbs/05_train.ipynb #bde6c7ca
 class History:
@@ -132,7 +133,7 @@ class Trainer:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
             self.ema_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
         self.history, self.step, self.epoch, self.batch_in_epoch, self.skipped = History(), 0, 0, 0, 0
-        self.grad_skipped = 0
+        self.grad_skipped, self.train_time_s, self._fit_start = 0, 0.0, None
 
     # ----- data -----
     def _epoch_batches(self, data, batch_size, shuffle, drop_last):
@@ -217,6 +218,7 @@ class Trainer:
                 "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "skipped": self.skipped,
                 "grad_skipped": self.grad_skipped,
                 "history": self.history.state_dict(), "seed": self.seed, "run": self.run_meta,
+                "train_time_s": self.train_time_s + (time.perf_counter() - self._fit_start if self._fit_start else 0.0),
                 "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state_plain(), "python": random.getstate(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}}
 
@@ -248,7 +250,7 @@ class Trainer:
         if self.ema_model is not None and s["ema"] is not None:
             self.ema_model.load_state_dict(s["ema"])
         self.step, self.epoch, self.batch_in_epoch, self.skipped = s["step"], s["epoch"], s["batch_in_epoch"], s["skipped"]
-        self.grad_skipped = s.get("grad_skipped", 0)
+        self.grad_skipped, self.train_time_s = s.get("grad_skipped", 0), s.get("train_time_s", 0.0)
         self.history.load_state_dict(s["history"]); self.seed = s["seed"]
         torch.set_rng_state(s["rng"]["torch"].cpu()); _numpy_state_restore(s["rng"]["numpy"]); random.setstate(s["rng"]["python"])
         if s["rng"]["cuda"] is not None and torch.cuda.is_available():
@@ -275,7 +277,7 @@ class Trainer:
         bar = _progress_bar(total, self.desc, self.progress)
         bar.update(self.step)
         t0, start_step = time.perf_counter(), self.step
-        last_ckpt, interrupted = t0, []
+        last_ckpt, interrupted, self._fit_start = t0, [], t0
         def on_sigint(signum, frame):          # first Ctrl-C: stop after this step, with a checkpoint; second: now
             if interrupted:
                 raise KeyboardInterrupt
@@ -284,11 +286,15 @@ class Trainer:
         previous = signal.signal(signal.SIGINT, on_sigint) if catch else None
         try:
             self._loop(data, total, batch_size, shuffle, drop_last, bar, interrupted, last_ckpt)
+        except BaseException:
+            self.train_time_s, self._fit_start = self.train_time_s + time.perf_counter() - t0, None
+            raise
         finally:
             if catch:
                 signal.signal(signal.SIGINT, previous)
         bar.close()
         self.wall_time_s = time.perf_counter() - t0
+        self.train_time_s, self._fit_start = self.train_time_s + self.wall_time_s, None   # across resumed sessions
         if self.eval_fn is not None and (not self.history.evals or self.history.evals[-1]["step"] != self.step):
             self.evaluate()
         if self.ckpt_path:
@@ -346,4 +352,87 @@ def fit(model: nn.Module, data, *, epochs: int | None = None, steps: int | None 
     "Build a `Trainer` for `model`, fit it on `data`, and return the trainer (history in `.history`)."
     t = Trainer(model, **trainer_kwargs)
     t.fit(data, epochs=epochs, steps=steps, batch_size=batch_size)
+    return t
+
+# %% ../nbs/05_train.ipynb #e5f1e10e
+def runs_root() -> Path:
+    "Where chapter runs live: `$LATENTGEN_RUNS`, else `runs/` at the top of the checkout, else `./runs`."
+    if os.environ.get("LATENTGEN_RUNS"):
+        return Path(os.environ["LATENTGEN_RUNS"]).expanduser()
+    root = project_root()
+    return (root if root is not None else Path.cwd()) / "runs"
+
+_SIMPLE = (bool, int, float, str, type(None))
+
+def run_facts(v):
+    "A stable, JSON-able description of `v` for a run's hash: plain data as is, tensors by content, functions by code."
+    if isinstance(v, dict):
+        return {str(k): run_facts(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(v, (list, tuple)):
+        return [run_facts(x) for x in v]
+    if isinstance(v, _SIMPLE):
+        return v
+    if isinstance(v, (torch.Tensor, np.ndarray)):
+        a = np.ascontiguousarray(v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v)
+        return f"array{list(a.shape)}:{hashlib.sha256(a.tobytes()).hexdigest()[:16]}"
+    if callable(v):                      # lambdas and closures: their code, constants, defaults and simple captured values
+        code = getattr(v, "__code__", None)
+        simple = lambda xs: [x for x in (xs or ()) if isinstance(x, _SIMPLE)]
+        cells = [c.cell_contents for c in (getattr(v, "__closure__", None) or ())]
+        return {"callable": getattr(v, "__qualname__", type(v).__qualname__),
+                "code": hashlib.sha256(code.co_code + repr(simple(code.co_consts)).encode()).hexdigest()[:16] if code else None,
+                "defaults": simple(getattr(v, "__defaults__", None)), "captured": simple(cells)}
+    return type(v).__qualname__
+
+def run_folder(chapter: str, dataset: str, method: str, facts: dict, profile: str | None = None) -> Path:
+    "The folder of one chapter run: named by chapter, profile, dataset, method and a hash of `facts`."
+    digest = hashlib.sha256(json.dumps(run_facts(facts), sort_keys=True).encode()).hexdigest()[:10]
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{dataset}-{method}")
+    return runs_root() / chapter / get_profile(profile) / f"{slug}-{digest}"
+
+def _code_digest(cls) -> str:
+    "A digest of the bytecode of `cls`'s methods and of its bases' (torch's own excluded): a code change retrains."
+    h = hashlib.sha256()
+    def add(code):
+        h.update(code.co_code); h.update(repr([c for c in code.co_consts if isinstance(c, _SIMPLE)]).encode())
+        for c in code.co_consts:
+            if hasattr(c, "co_code"):
+                add(c)
+    for k in cls.__mro__:
+        if k.__module__.split(".")[0] in ("torch", "builtins"):
+            continue
+        for name, attr in sorted(vars(k).items()):
+            fn = getattr(attr, "__func__", attr)
+            fn = getattr(fn, "__wrapped__", fn)
+            if hasattr(fn, "__code__"):
+                h.update(name.encode()); add(fn.__code__)
+    return h.hexdigest()[:16]
+
+def _retrain() -> bool:
+    return os.environ.get("LATENTGEN_RETRAIN", "").lower() in ("1", "true", "yes")
+
+def run_trainer(model: nn.Module, data, *, chapter: str, dataset: str, method: str, fit: dict, seed: int = 0,
+                profile: str | None = None, **trainer_kwargs) -> Trainer:
+    """Train `model` on `data` with `fit` (epochs or steps, batch size) in its run folder: load the run if it finished,
+    resume it if it was interrupted, else train from step 0. Returns the trainer (`.run_dir`, `.run_status`)."""
+    describe = getattr(data, "describe", None)
+    seen = {k: v for k, v in describe().items() if k != "source"} if callable(describe) else {"n": len(data)}
+    facts = {"chapter": chapter, "profile": get_profile(profile), "dataset": dataset, "method": method, "seed": seed,
+             "model": type(model).__qualname__, "config": getattr(model, "config", None), "fit": fit,
+             "model_code": _code_digest(type(model)),
+             "trainer": trainer_kwargs, "data": seen}
+    facts = run_facts(facts)
+    folder = run_folder(chapter, dataset, method, facts, profile)
+    ckpt = folder / "trainer.ckpt"
+    if _retrain():
+        ckpt.unlink(missing_ok=True)
+    before = safe_torch_load(ckpt, what="training checkpoint")["step"] if ckpt.is_file() else None
+    t = Trainer(model, seed=seed, ckpt_path=ckpt, run_meta=facts, **trainer_kwargs)
+    atomic_write_bytes(folder / "run.json", json.dumps(facts, indent=1).encode())   # what this folder holds, readable
+    t.fit(data, resume=True, **fit)
+    t.run_dir = folder
+    t.run_status = ("trained from step 0" if before is None else
+                    "loaded: the run had finished, nothing was trained" if t.step == before else f"resumed from step {before}")
+    t.wall_time_s = t.train_time_s       # the run's training time, whichever session did the work
+    print(f"{t.desc}: {t.run_status} ({folder})")
     return t
