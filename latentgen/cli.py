@@ -2,14 +2,14 @@
 
 # %% ../nbs/09_cli.ipynb #ff061e71
 from __future__ import annotations
-import argparse, hashlib, importlib, io, json, os, pkgutil, shlex, sys, time, zipfile
+import argparse, importlib, io, json, os, pkgutil, shlex, sys, time, zipfile
 from pathlib import Path
 
 import torch
 
 import latentgen
 from .config import (atomic_write_bytes, get_device, get_profile, remove_stale_tmp, results_path, save_results,
-                              seed_everything)
+                              seed_everything, sha256_file)
 from .data import DATASETS, ImageSubset, base_indices, data_status, load_dataset, prepare_offline, split_holdout
 from .models import MODELS, build_model, config_keys, load_model, nonfinite_tensors, save_model
 
@@ -115,8 +115,6 @@ RUN_FILES = ("model.pt", "trainer.ckpt", "history.json")
 
 def _prepare_run_folder(out: Path, resume: bool, force: bool) -> Path:
     "Refuse to destroy a run, check that `out` can be written, and clear what a killed run left: all before training."
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a run folder")
     held = [f for f in ("model.pt", "trainer.ckpt") if (out / f).exists()]
     if held and not (resume or force):
         raise UserError(f"{out} already holds a run ({', '.join(held)}); use --resume to continue it "
@@ -303,7 +301,7 @@ def cmd_evaluate(args):
     save_results(metrics, chapter=args.chapter, dataset=f"{args.dataset}-{name}", config=model.config, seed=args.seed,
                  profile=profile, metric_backend=backend, data=ref.describe(), wall_time_s=time.perf_counter() - t0,
                  root=args.results, command=args.command_line,
-                 extra={"checkpoint": {"path": str(ckpt), "sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest()},
+                 extra={"checkpoint": {"path": str(ckpt), "sha256": sha256_file(ckpt)},
                         "warnings": warns})
     print(f"wrote {path}")
 

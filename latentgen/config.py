@@ -2,7 +2,7 @@
 
 # %% ../nbs/00_config.ipynb #f3c9199d
 from __future__ import annotations
-import json, os, platform, random, subprocess, sys, time
+import hashlib, json, os, platform, random, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +10,8 @@ import torch
 
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'get_device', 'seed_everything', 'git_commit', 'device_name', 'run_info',
-           'atomic_write_bytes', 'remove_stale_tmp', 'project_root', 'results_root', 'results_path', 'save_results',
-           'load_results', 'UnsafeFileError', 'UnreadableFileError', 'safe_torch_load', 'describe_run']
+           'atomic_write_bytes', 'sha256_file', 'remove_stale_tmp', 'project_root', 'results_root', 'results_path',
+           'save_results', 'load_results', 'UnsafeFileError', 'UnreadableFileError', 'safe_torch_load', 'describe_run']
 
 # %% ../nbs/00_config.ipynb #188bf5da
 PROFILES = ("quick", "paper")
@@ -95,6 +95,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+def sha256_file(path: str | Path) -> str:
+    "The SHA-256 of a file's bytes, read in 1 MiB blocks (model files, extractor weights, data copies)."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 def _pid_alive(pid: int) -> bool:
     try:

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from .config import atomic_write_bytes, sha256_file
+
 # %% auto #0
 __all__ = ['DATASETS', 'CIFAR10_CLASSES', 'CELEBA_SPLITS', 'CELEBA_ATTRS', 'to_signed', 'to_unit', 'check_images',
            'DatasetNotFoundError', 'data_roots', 'ImageTensorDataset', 'read_idx', 'write_idx', 'load_mnist_like',
@@ -242,7 +244,6 @@ def _decode_jpegs(src: Path, members) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _cached_decode(src: Path, split: str, cache: Path):
     "Decoded JPEGs, from `cache` when it was made from exactly these files; an unreadable or stale cache is rebuilt."
-    from latentgen.config import atomic_write_bytes
     members = _cifar_members(src, split)
     key = hashlib.sha256(json.dumps([str(src.resolve()), members]).encode()).hexdigest()
     if cache.is_file():
@@ -522,22 +523,15 @@ def data_status(root=None) -> list[dict]:
     rows.append({"dataset": "digits", "split": "train/test", "found": "scikit-learn (bundled)", "status": "ok", "detail": "1,797 images"})
     return rows
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 def _copy_verified(src: Path, dst: Path) -> str:
     "Copy `src` to `dst` through a temporary file unless an identical copy is there; returns what was done."
-    if dst.is_file() and dst.stat().st_size == src.stat().st_size and _sha256(dst) == _sha256(src):
+    if dst.is_file() and dst.stat().st_size == src.stat().st_size and sha256_file(dst) == sha256_file(src):
         return "kept"
     action = "repaired" if dst.exists() else "copied"
     tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
     try:
         shutil.copyfile(src, tmp)
-        if _sha256(tmp) != _sha256(src):
+        if sha256_file(tmp) != sha256_file(src):
             raise OSError(f"the copy of {src} does not match its source (disk full or failing?)")
         os.replace(tmp, dst)
     finally:

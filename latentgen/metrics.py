@@ -16,13 +16,13 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from .config import atomic_write_bytes, run_info, seed_everything
+from .config import atomic_write_bytes, run_info, seed_everything, sha256_file
 from .data import DatasetNotFoundError, ImageSubset, load_dataset, make_loader, split_holdout
 from .losses import bits_per_dim, iwae_bound
 
 # %% auto #0
 __all__ = ['EXTRACTOR_FAMILIES', 'EXTRACTOR_EPOCHS', 'RANDOM_EXTRACTOR', 'INCEPTION_EXTRACTOR', 'BACKENDS', 'ClassifierNet',
-           'extractor_name', 'extractor_dirs', 'find_extractor', 'sha256_file', 'load_extractor', 'extractor_splits',
+           'extractor_name', 'extractor_dirs', 'find_extractor', 'load_extractor', 'extractor_splits',
            'classifier_accuracy', 'train_extractor', 'ClassifierFeatures', 'RandConvFeatures', 'inception_weights_path',
            'metric_backend', 'draw_samples', 'fidelity', 'degraded_copies', 'ranks_as_expected', 'class_fidelity',
            'write_seeded_inception_weights', 'reconstruction_error', 'iwae_nll']
@@ -101,9 +101,6 @@ def find_extractor(dataset: str) -> Path | None:
     "The JSON file describing the classifier of `dataset` (first of `extractor_dirs()`), or None."
     return next((d / f"{dataset}-classifier.json" for d in extractor_dirs()
                  if (d / f"{dataset}-classifier.json").is_file()), None)
-
-def sha256_file(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 @functools.lru_cache(maxsize=8)
 def _load_checked(json_path: str, stamps: tuple):
