@@ -14,7 +14,20 @@ from .models import register_model
 from .nets import PatchGAN, ResNetDecoder, ResNetEncoder
 
 # %% auto #0
-__all__ = ['aggregate_posterior_kl', 'variance_regularizer', 'adversarial_losses', 'RiveraVAE']
+__all__ = ['AUTHORS_SHAPE', 'balanced_weights', 'aggregate_posterior_kl', 'variance_regularizer', 'moment_matched_kl',
+           'aggregate_kl_mc', 'adversarial_losses', 'RiveraVAE']
+
+# %% ../nbs/ch1_vae.ipynb #c481609e
+AUTHORS_SHAPE = (3, 256, 256)      # CelebA-HQ as the authors train it (INPUT_DIM = (256, 256, 3))
+
+def balanced_weights(image_shape, rec_weight: float = 5000.0, adv_weight: float = 100.0, ref_shape=AUTHORS_SHAPE) -> dict:
+    """Eq. (11a): the reconstruction and adversarial weights that keep the authors' per-image balance against the KL
+    terms for images of `image_shape` (C, H, W), and the implied Laplace scale b = D / rec_weight (data in [-1, 1])."""
+    d, d_ref = math.prod(image_shape), math.prod(ref_shape)
+    if d <= 0:
+        raise ValueError(f"image_shape must be positive, got {tuple(image_shape)}")
+    rho = d / d_ref
+    return {"rec_weight": rec_weight * rho, "adv_weight": adv_weight * rho, "laplace_scale": d / (rec_weight * rho)}
 
 # %% ../nbs/ch1_vae.ipynb #948bcddb
 def aggregate_posterior_kl(mu: torch.Tensor) -> torch.Tensor:
@@ -28,6 +41,39 @@ def aggregate_posterior_kl(mu: torch.Tensor) -> torch.Tensor:
 def variance_regularizer(logvar: torch.Tensor) -> torch.Tensor:
     "Eq. (14) per image: sum_j (sigma_j^2 - log sigma_j^2 - 1) from log sigma^2 `[B, d]` -> `[B]`; zero only at sigma = 1."
     return (logvar.exp() - logvar - 1).sum(1)
+
+# %% ../nbs/ch1_vae.ipynb #7b30b0d9
+def moment_matched_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Eq. (9a): KL( N(m, diag(v + s_bar)) || N(0, I) ) for the Gaussian with the mean and per-dimension variance of
+    the mixture of N(mu_i, exp(logvar_i)), `[N, d]` each: a lower bound on the aggregate KL, eq. (9b)."""
+    if mu.dim() != 2 or mu.shape != logvar.shape or len(mu) < 2:
+        raise ValueError(f"need posterior means and log-variances of equal shape [N >= 2, d], got {tuple(mu.shape)}, {tuple(logvar.shape)}")
+    m, var = mu.mean(0), mu.var(0, unbiased=False) + logvar.exp().mean(0)
+    return -0.5 * (1 + var.log() - m ** 2 - var).sum()
+
+@torch.no_grad()
+def aggregate_kl_mc(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 2000, chunk: int = 128,
+                    generator: torch.Generator | None = None) -> dict:
+    """Eq. (9c): Monte Carlo KL( q(z) || N(0, I) ) for the mixture q(z) = mean_i N(mu_i, exp(logvar_i)) (`[N, d]`),
+    with its standard error; and, by eq. (7), the information I_q = mean per-image KL - KL(q || p) <= log N (9d)."""
+    if mu.dim() != 2 or mu.shape != logvar.shape or len(mu) < 2:
+        raise ValueError(f"need posterior means and log-variances of equal shape [N >= 2, d], got {tuple(mu.shape)}, {tuple(logvar.shape)}")
+    mu, logvar = mu.double(), logvar.double()
+    n, d = mu.shape
+    comp = torch.randint(n, (n_samples,), generator=generator)
+    z = mu[comp] + (0.5 * logvar[comp]).exp() * torch.randn(n_samples, d, generator=generator, dtype=mu.dtype)
+    inv_var, log_norm = (-logvar).exp(), -0.5 * (logvar.sum(1) + d * math.log(2 * math.pi))     # per component
+    terms = []
+    for zc in z.split(chunk):
+        sq = (zc ** 2) @ inv_var.T - 2 * zc @ (mu * inv_var).T + (mu ** 2 * inv_var).sum(1)   # [chunk, N]
+        log_q = torch.logsumexp(log_norm[None] - 0.5 * sq, 1) - math.log(n)              # exact mixture density
+        log_p = -0.5 * (zc ** 2).sum(1) - 0.5 * d * math.log(2 * math.pi)
+        terms.append(log_q - log_p)
+    t = torch.cat(terms)
+    kl, se = t.mean().item(), (t.std() / math.sqrt(n_samples)).item()
+    mean_kl = gaussian_kl(mu, logvar).mean().item()
+    return {"kl": kl, "se": se, "mean_kl_per_image": mean_kl, "information": mean_kl - kl, "log_n": math.log(n),
+            "n_samples": n_samples}
 
 # %% ../nbs/ch1_vae.ipynb #ec8dcb8d
 def adversarial_losses(disc: nn.Module, x: torch.Tensor, x_hat: torch.Tensor):
@@ -44,31 +90,40 @@ def adversarial_losses(disc: nn.Module, x: torch.Tensor, x_hat: torch.Tensor):
 @register_model("rivera-vae")
 class RiveraVAE(nn.Module):
     """ResNetV2 VAE of Rivera (2024) trained with the paper's objective (`objective='rivera'`, eq. 13) or with the
-    standard ELBO on the same L1 likelihood (`objective='standard'`, eq. 12, the baseline of the paper's figure 5)."""
+    standard ELBO on the same L1 likelihood (`objective='standard'`, eq. 12, the baseline of the paper's figure 5).
+    Images come in and go out in [0, 1]; losses are computed on the authors' [-1, 1] scale, with the weights of
+    eq. (11a) unless `rec_weight` / `adv_weight` are given."""
     def __init__(self, channels: int = 3, image_size: int = 32, latent_dim: int = 64, widths=(16, 32, 64), blocks: int = 1,
-                 objective: str = "rivera", rec_weight: float = 5000.0, kl_weight: float = 1.0, var_weight: float = 0.1,
-                 adv_weight: float = 100.0, disc_channels=(128, 128, 128, 64, 64, 1), disc_dropout: float = 0.25,
+                 objective: str = "rivera", rec_weight: float | None = None, kl_weight: float = 1.0, var_weight: float = 0.1,
+                 adv_weight: float | None = None, disc_channels=(128, 128, 128, 64, 64, 1), disc_dropout: float = 0.25,
                  lr: float = 1e-4, betas=(0.5, 0.999)):
         super().__init__()
         if objective not in ("rivera", "standard"):
             raise ValueError(f"objective must be 'rivera' or 'standard', got {objective!r}")
+        balanced = balanced_weights((channels, image_size, image_size))                 # eq. (11a) unless given
+        rec_weight = balanced["rec_weight"] if rec_weight is None else rec_weight
+        adv_weight = balanced["adv_weight"] if adv_weight is None else adv_weight
         self.latent_dim, self.objective, self.lr, self.betas = latent_dim, objective, lr, tuple(betas)
         self.rec_weight, self.kl_weight, self.var_weight, self.adv_weight = rec_weight, kl_weight, var_weight, adv_weight
         self.encoder = ResNetEncoder(channels, image_size, 2 * latent_dim, tuple(widths), blocks)
-        self.decoder = ResNetDecoder(latent_dim, channels, image_size, tuple(widths)[::-1], blocks, out_activation="sigmoid")
+        # a linear output on the authors' [-1, 1] scale; `decode` maps it back to [0, 1]
+        self.decoder = ResNetDecoder(latent_dim, channels, image_size, tuple(widths)[::-1], blocks, out_activation=None)
         self.disc = (PatchGAN(channels, tuple(disc_channels), dropout=disc_dropout)
                      if objective == "rivera" and adv_weight > 0 else None)
 
     @classmethod
     def default_config(cls, image_shape, num_classes=None, profile=None) -> dict:
-        "Quick: a small ResNet for a CPU. Paper: widths 64..512, two identity blocks per stage, latent 512, the paper's PatchGAN."
+        """Quick: a small ResNet for a CPU. Paper: the authors' 128 filters in every stage, two identity blocks per
+        stage, latent 512, their PatchGAN. Both: the loss weights of eq. (11a) for this image size."""
         c, s, _ = image_shape
         stages = max(1, int(math.log2(s // 4)))        # down to 4x4, as the paper's six stages take 256x256 to 4x4
-        paper = {"widths": tuple(min(64 * 2 ** i, 512) for i in range(stages)), "blocks": 2, "latent_dim": 512,
+        paper = {"widths": (128,) * stages, "blocks": 2, "latent_dim": 512,
                  "disc_channels": (128, 128, 128, 64, 64, 1), "lr": 1e-4}
         quick = {"widths": tuple(16 * 2 ** i for i in range(stages)), "blocks": 1, "latent_dim": 64,
                  "disc_channels": (32, 32, 32, 16, 16, 1), "lr": 5e-4}
-        return {"channels": c, "image_size": s, **by_profile(quick, paper, profile)}
+        w = balanced_weights((c, s, s))
+        return {"channels": c, "image_size": s, "rec_weight": w["rec_weight"], "adv_weight": w["adv_weight"],
+                **by_profile(quick, paper, profile)}
 
     def configure_optimizers(self):
         "Adam(lr, betas (0.5, 0.999)) for encoder + decoder (term `loss`); another for the discriminator (term `disc`)."
@@ -79,20 +134,20 @@ class RiveraVAE(nn.Module):
         return opts
 
     def encode(self, x):
-        "Posterior mean and log-variance, each `[B, latent_dim]`."
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        "Posterior mean and log-variance, each `[B, latent_dim]`, of images `x` in [0, 1]."
+        mu, logvar = self.encoder(2 * x - 1).chunk(2, dim=1)                          # the authors' [-1, 1] scale
         return mu, logvar.clamp(-30, 20)
 
     def decode(self, z):
-        "Decoded images in [0, 1]."
-        return self.decoder(z)
+        "Decoded images in [0, 1] (the linear output on [-1, 1], mapped back and clipped)."
+        return ((self.decoder(z) + 1) / 2).clamp(0, 1)
 
     def loss(self, batch) -> dict:
-        x = batch[0]
-        mu, logvar = self.encode(x)
+        x = 2 * batch[0] - 1                                                          # [0, 1] -> [-1, 1]
+        mu, logvar = self.encode(batch[0])
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()                       # eq. (5)
-        x_hat = self.decoder(z)
-        rec = self.rec_weight * F.l1_loss(x_hat, x)                                   # eq. (11)
+        x_hat = self.decoder(z)                                                       # linear output, [-1, 1] scale
+        rec = self.rec_weight * F.l1_loss(x_hat, x)                                   # eq. (11) with (11a)
         sigma = (0.5 * logvar).exp().mean().detach()
         if self.objective == "standard":
             kl = gaussian_kl(mu, logvar).mean()                                       # eq. (6), averaged over images
