@@ -2,18 +2,20 @@
 
 # %% ../nbs/ch2_cvae_nf.ipynb #bcc8640e
 from __future__ import annotations
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import by_profile
 from .flows import RealNVP
-from .losses import gaussian_kl, gaussian_nll, sigma_vae_log_sigma
+from .losses import LOG_2PI, discretized_gaussian_log_likelihood, gaussian_kl, gaussian_nll, sigma_vae_log_sigma
 from .models import register_model
 from .nets import ConvDecoder, ConvEncoder
 
 # %% auto #0
-__all__ = ['label_vector', 'CVAE']
+__all__ = ['PRIORS', 'label_vector', 'CVAE']
 
 # %% ../nbs/ch2_cvae_nf.ipynb #eaa99de6
 def label_vector(target, label_dim: int) -> torch.Tensor:
@@ -28,30 +30,40 @@ def label_vector(target, label_dim: int) -> torch.Tensor:
     return t.float()
 
 # %% ../nbs/ch2_cvae_nf.ipynb #9f37e170
+PRIORS = ("standard", "conditional", "flow", "de")   # p(z|y): N(0, I), N(mu(y), sigma(y)), conditional flow, De's construction
+
 @register_model("cvae")
 class CVAE(nn.Module):
     """Conditional VAE q(z|x,y), p(x|z,y) on the GLF conv encoder/decoder (the label enters the encoder as constant
-    channels and the decoder beside z). `decoder`: 'fixed' (Gaussian, sigma = 1) or 'sigma' (optimal shared sigma*,
-    eq. 6). `prior`: 'standard' (p(z|y) = N(0, I)) or 'flow' (conditional RealNVP p(z|y), eq. 9)."""
+    channels and the decoder beside z). `decoder`: 'fixed' (Gaussian, sigma = 1, eq. 4) or 'sigma' (optimal shared
+    sigma*, eq. 5-6). `prior` p(z|y): 'standard' (N(0, I)), 'conditional' (N(mu_p(y), sigma_p(y)), eq. 3a), 'flow'
+    (conditional RealNVP on N(0, I), eq. 7-8) or 'de' (De's released construction: N(mu_p(y), sigma_p(y)) base and an
+    unconditional RealNVP, eq. 8a). `kl_estimator` for the flow priors: 'entropy' (eq. 9a) or 'sample' (eq. 9)."""
     conditional = True   # reconstruct / log_weights take the targets (see `metrics`, `latentgen evaluate`)
     def __init__(self, channels: int = 1, image_size: int = 28, label_dim: int = 10, latent_dim: int = 16,
                  width: int = 32, hidden: int = 256, decoder: str = "sigma", prior: str = "standard",
                  label_type: str = "class", flow_blocks: int = 4, flow_hidden: int = 128, fixed_log_sigma: float = 0.0,
-                 min_log_sigma: float = -6.0, lr: float = 1e-3):
+                 min_log_sigma: float = -6.0, prior_hidden: int = 128, kl_estimator: str = "entropy", lr: float = 1e-3):
         super().__init__()
         if decoder not in ("fixed", "sigma"):
             raise ValueError(f"decoder must be 'fixed' or 'sigma', got {decoder!r}")
-        if prior not in ("standard", "flow"):
-            raise ValueError(f"prior must be 'standard' or 'flow', got {prior!r}")
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+        if kl_estimator not in ("entropy", "sample"):
+            raise ValueError(f"kl_estimator must be 'entropy' (eq. 9a) or 'sample' (eq. 9), got {kl_estimator!r}")
         if label_type not in ("class", "attributes"):
             raise ValueError(f"label_type must be 'class' (one-hot classes) or 'attributes' (binary vectors), got {label_type!r}")
         self.label_dim, self.latent_dim, self.decoder_kind, self.prior_kind = label_dim, latent_dim, decoder, prior
-        self.label_type = label_type
+        self.label_type, self.kl_estimator = label_type, kl_estimator
         self.fixed_log_sigma, self.min_log_sigma, self.lr = fixed_log_sigma, min_log_sigma, lr
         self.encoder = ConvEncoder(channels + label_dim, image_size, 2 * latent_dim, width, hidden)
         self.decoder = ConvDecoder(latent_dim + label_dim, channels, image_size, width, hidden, out_activation="sigmoid")
-        self.flow = (RealNVP(latent_dim, flow_blocks, flow_hidden, context_dim=label_dim, batch_norm=False)
-                     if prior == "flow" else None)
+        self.flow = (RealNVP(latent_dim, flow_blocks, flow_hidden, context_dim=label_dim if prior == "flow" else 0,
+                             batch_norm=False) if prior in ("flow", "de") else None)
+        self.prior_net = None
+        if prior in ("conditional", "de"):                       # y -> (mu_p, log sigma_p^2); starts at N(0, I)
+            self.prior_net = nn.Sequential(nn.Linear(label_dim, prior_hidden), nn.ReLU(), nn.Linear(prior_hidden, 2 * latent_dim))
+            nn.init.zeros_(self.prior_net[-1].weight); nn.init.zeros_(self.prior_net[-1].bias)
         # the decoder's log sigma at test time: a running mean of the per-batch sigma* seen in training
         self.register_buffer("log_sigma", torch.tensor(float(fixed_log_sigma)))
         # label frequencies seen in training (running mean), used to draw labels when sampling without targets
@@ -82,7 +94,7 @@ class CVAE(nn.Module):
         return self.decoder(torch.cat([z, y.to(z.dtype)], 1))
 
     def rec_nll(self, x, x_mean, update: bool = False) -> torch.Tensor:
-        "-log p(x | z, y) per image, eq. (5) (fixed sigma) or eq. (7) (sigma*: shared over the batch, soft-clipped)."
+        "-log p(x | z, y) per image, eq. (4) with sigma = 1, or with sigma* of eq. (5)-(6) (shared over the batch, soft-clipped)."
         if self.decoder_kind == "fixed":
             return gaussian_nll(x, x_mean, 2 * self.fixed_log_sigma)
         log_sigma = sigma_vae_log_sigma(x, x_mean, self.min_log_sigma)
@@ -91,11 +103,30 @@ class CVAE(nn.Module):
                 self.log_sigma.lerp_(log_sigma.detach(), 0.01)
         return gaussian_nll(x, x_mean, 2 * log_sigma)
 
+    def prior_params(self, y):
+        "Mean and log-variance of the Gaussian p(z|y) (eq. 3a), or of the base of De's flow (eq. 8a); N(0, I) otherwise."
+        if self.prior_net is None:
+            zero = torch.zeros(len(y), self.latent_dim, device=y.device)
+            return zero, zero
+        mu_p, logvar_p = self.prior_net(y.float()).chunk(2, dim=1)
+        return mu_p, logvar_p.clamp(-10, 10)
+
     def log_prior(self, z, y) -> torch.Tensor:
-        "log p(z | y): N(0, I), or the conditional flow, eq. (9)."
+        "log p(z | y) per code: eq. (3a) for the Gaussian priors, (7) for the conditional flow, (8a) for De's."
+        mu_p, logvar_p = self.prior_params(y)
         if self.flow is None:
-            return -gaussian_nll(z, torch.zeros_like(z), 0.0)
-        return self.flow.log_prob(z, y)
+            return -gaussian_nll(z, mu_p, logvar_p)
+        if self.prior_kind == "flow":
+            return self.flow.log_prob(z, y)
+        u, log_det = self.flow.inverse(z)                                      # De: u = g(z), base N(mu_p(y), sigma_p(y))
+        return -gaussian_nll(u, mu_p, logvar_p) + log_det
+
+    def kl(self, mu, logvar, z, y) -> torch.Tensor:
+        "KL(q(z|x,y) || p(z|y)) per image: closed form (3, 3a) for Gaussian priors; estimate (9a) or (9) at `z` for flows."
+        if self.flow is None:
+            return gaussian_kl(mu, logvar, *self.prior_params(y))
+        log_q = (-0.5 * (logvar + LOG_2PI + 1)).sum(1) if self.kl_estimator == "entropy" else -gaussian_nll(z, mu, logvar)
+        return log_q - self.log_prior(z, y)
 
     def loss(self, batch) -> dict:
         x, y = batch[0], self.labels(batch[1])
@@ -106,17 +137,18 @@ class CVAE(nn.Module):
         eps = torch.randn_like(mu)
         z = mu + eps * (0.5 * logvar).exp()
         rec = self.rec_nll(x, self.decode(z, y), update=self.training)
-        if self.flow is None:
-            kl = gaussian_kl(mu, logvar)                                         # closed form, eq. (3)
-        else:
-            kl = -gaussian_nll(z, mu, logvar) - self.flow.log_prob(z, y)          # log q - log p at the sample, eq. (9)
+        kl = self.kl(mu, logvar, z, y)                                           # eq. (3), (3a), (9a) or (9)
         return {"loss": (rec + kl).mean(), "rec": rec.mean(), "kl": kl.mean(), "log_sigma": self.log_sigma.detach().clone()}
 
     @torch.no_grad()
     def sample_latents(self, y, u=None):
-        "z ~ p(z | y); `u` (standard normal) fixes the noise: the flow pushes it through, eq. (11)."
+        "z ~ p(z | y); `u` (standard normal) fixes the noise: scaled by the Gaussian prior and pushed through the flow, eq. (11)."
         u = torch.randn(len(y), self.latent_dim, device=y.device) if u is None else u
-        return u if self.flow is None else self.flow.transform(u, y)[0]
+        mu_p, logvar_p = self.prior_params(y)
+        if self.prior_kind == "flow":
+            return self.flow.transform(u, y)[0]
+        z0 = mu_p + (0.5 * logvar_p).exp() * u
+        return z0 if self.flow is None else self.flow.transform(z0)[0]
 
     @torch.no_grad()
     def sample_labels(self, n: int) -> torch.Tensor:
@@ -141,14 +173,16 @@ class CVAE(nn.Module):
 
     @torch.no_grad()
     def log_weights(self, x, target, k: int):
-        "log p(x, z_k | y) - log q(z_k | x, y), `[k, B]`, with the decoder sigma fixed at its training estimate."
+        """log P(x | z_k, y) + log p(z_k | y) - log q(z_k | x, y), `[k, B]`: the decoder's Gaussian, with sigma fixed at
+        its training estimate, discretised to the 8-bit bins of x (eq. 12), so that the likelihood is a probability."""
         y = self.labels(target)
         mu, logvar = self.encode(x, y)
-        log_sigma = self.fixed_log_sigma if self.decoder_kind == "fixed" else self.log_sigma
+        log_sigma = torch.as_tensor(self.fixed_log_sigma if self.decoder_kind == "fixed" else float(self.log_sigma))
         out = []
         for _ in range(k):
             eps = torch.randn_like(mu)
             z = mu + eps * (0.5 * logvar).exp()
-            log_px = -gaussian_nll(x, self.decode(z, y), 2 * torch.as_tensor(log_sigma))
+            # [0, 1] -> [-1, 1] doubles the scale: sigma there is 2 sigma
+            log_px = discretized_gaussian_log_likelihood(2 * x - 1, 2 * self.decode(z, y) - 1, log_sigma + math.log(2))
             out.append(log_px + self.log_prior(z, y) + gaussian_nll(z, mu, logvar))   # - log q(z | x, y)
         return torch.stack(out)
