@@ -8,14 +8,14 @@ from pathlib import Path
 import torch
 
 import latentgen
-from .config import (atomic_write_bytes, get_device, get_profile, remove_stale_tmp, results_path, save_results,
-                              seed_everything, sha256_file)
+from .config import (atomic_write_bytes, barrier, dist_info, get_device, get_profile, init_distributed,
+                              is_main_process, remove_stale_tmp, results_path, save_results, seed_everything, sha256_file)
 from .data import DATASETS, ImageSubset, base_indices, data_status, load_dataset, prepare_offline, split_holdout
 from .models import MODELS, build_model, config_keys, load_model, nonfinite_tensors, save_model
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'USER_ERRORS', 'UserError', 'cmd_data', 'cmd_models', 'cmd_train', 'cmd_sample', 'cmd_metrics',
-           'cmd_convert', 'cmd_evaluate', 'build_parser', 'main']
+           'cmd_convert', 'cmd_evaluate', 'cmd_notebook', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #59a05c27
 class UserError(Exception):
@@ -134,15 +134,33 @@ def _training_data(args):
     ds = split_holdout(full, args.holdout, args.seed)[0] if args.holdout else full
     return ImageSubset(ds, args.subset, args.seed) if args.subset else ds
 
+def _rank_device(device: str) -> str:
+    "Under torchrun, `--device cuda` means this process's GPU, `cuda:$LOCAL_RANK`."
+    return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if device == "cuda" else device
+
 def cmd_train(args):
     from latentgen.train import Trainer
     if args.model not in MODELS:
         raise UserError(f"unknown model {args.model!r}; registered: {', '.join(sorted(MODELS))}")
-    profile, device = get_profile(args.profile), get_device(args.device)
+    rank, world = init_distributed()         # under torchrun: this process's place in the job
+    profile = get_profile(args.profile)
+    device = get_device(args.device if world == 1 or args.device is None else _rank_device(args.device))
     overrides = _overrides(args.model, args.set)
     if args.lr is not None:
         overrides["lr"] = args.lr
-    out = _prepare_run_folder(Path(args.out or f"runs/{args.model}-{args.dataset}-{profile}"), args.resume, args.force)
+    if world > 1 and args.batch_size % world:
+        raise UserError(f"--batch-size {args.batch_size} is the global batch: it must be divisible by the {world} processes")
+    out = Path(args.out or f"runs/{args.model}-{args.dataset}-{profile}")
+    problem = None
+    if rank == 0:                             # one process checks and clears the folder; all stop on its verdict
+        try:
+            _prepare_run_folder(out, args.resume, args.force)
+        except UserError as e:
+            problem = str(e)
+    if world > 1:
+        box = [problem]; torch.distributed.broadcast_object_list(box, src=0); problem = box[0]
+    if problem:
+        raise UserError(problem)
     seed_everything(args.seed)
     ds = _training_data(args)
     classes = getattr(base_indices(ds)[0], "classes", None)
@@ -158,11 +176,13 @@ def cmd_train(args):
                 resume=args.resume)
     if getattr(model, "has_second_stage", False):          # fitted after the AE: RAE + GMM, two-stage VAE (chapter 3)
         model.fit_second_stage(ds, batch_size=args.batch_size, seed=args.seed, device=device)
-    train_idx = base_indices(ds)[1].to(torch.int32)          # which images of the split trained it: evaluate leaves them out
-    save_model(model.cpu(), out / "model.pt", dataset=ds.describe(), train_indices=train_idx, profile=profile,
-               command=args.command_line)
-    atomic_write_bytes(out / "history.json", json.dumps(trainer.history.state_dict()).encode())
-    print(f"saved {out / 'model.pt'} and {out / 'history.json'}")
+    if rank == 0:                             # every process holds the same weights; rank 0 writes them
+        train_idx = base_indices(ds)[1].to(torch.int32)      # which images of the split trained it: evaluate leaves them out
+        save_model(model.cpu(), out / "model.pt", dataset=ds.describe(), train_indices=train_idx, profile=profile,
+                   command=args.command_line + (f" (torchrun, {world} processes)" if world > 1 else ""))
+        atomic_write_bytes(out / "history.json", json.dumps(trainer.history.state_dict()).encode())
+        print(f"saved {out / 'model.pt'} and {out / 'history.json'}")
+    barrier()
 
 # %% ../nbs/09_cli.ipynb #c210f360
 def cmd_sample(args):
@@ -305,6 +325,35 @@ def cmd_evaluate(args):
                         "warnings": warns})
     print(f"wrote {path}")
 
+# %% ../nbs/09_cli.ipynb #9524e182
+def cmd_notebook(args):
+    try:
+        import nbformat
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellExecutionError
+    except ImportError:
+        raise UserError("latentgen notebook needs nbclient and nbformat: pip install nbclient nbformat") from None
+    src = Path(args.notebook)
+    if not src.is_file():
+        raise UserError(f"no notebook at {src}")
+    out = src if args.inplace else (Path(args.output) if args.output else None)
+    if out is not None and out.suffix != ".ipynb":
+        raise UserError(f"--output {out}: a notebook file name ends in .ipynb")
+    rank = int(os.environ.get("RANK", "0") or 0)        # the kernel joins the process group, not this process
+    nb = nbformat.read(src, as_version=4)
+    client = NotebookClient(nb, timeout=args.timeout, kernel_name=args.kernel,
+                            resources={"metadata": {"path": str(src.resolve().parent)}})
+    t0 = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as e:
+        lines = [l for l in str(e).strip().splitlines() if l.strip()]
+        raise UserError(f"{src}: a cell failed{f' on rank {rank}' if rank else ''}: {lines[-1] if lines else e}") from None
+    if rank == 0:
+        if out is not None:
+            atomic_write_bytes(out, nbformat.writes(nb).encode())
+        print(f"executed {src} in {time.perf_counter() - t0:.0f}s" + (f"; wrote {out}" if out is not None else ""))
+
 # %% ../nbs/09_cli.ipynb #9199256b
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="latentgen", description="latentgen: latent-variable image generators "
@@ -390,6 +439,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0); m.add_argument("--subset", type=_positive_int, help="train on a seeded subset of N images")
     m.add_argument("--batch-size", type=_positive_int, default=128); m.add_argument("--device")
     m.set_defaults(func=cmd_metrics)
+
+    b = command("notebook", "execute a notebook (a chapter) headless; under torchrun every process runs it, rank 0 saves it")
+    b.add_argument("notebook")
+    w = b.add_mutually_exclusive_group()
+    w.add_argument("--inplace", action="store_true", help="save the outputs into the notebook")
+    w.add_argument("--output", help="save the executed notebook here instead")
+    b.add_argument("--timeout", type=_positive_int, help="seconds per cell (default: none)")
+    b.add_argument("--kernel", default="python3", help="the Jupyter kernel (default python3)")
+    b.set_defaults(func=cmd_notebook)
     return p
 
 USER_ERRORS = (UserError, ValueError, TypeError, KeyError, OSError, RuntimeError, FloatingPointError, zipfile.BadZipFile)
@@ -416,3 +474,9 @@ def main(argv=None):
             raise
         hint = "" if isinstance(e, (UserError, ValueError, OSError)) else " (--debug shows where it came from)"
         raise SystemExit(f"latentgen: error: {_one_line(e)}{hint}") from None
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+if __name__ == "__main__" and "ipykernel" not in sys.modules:   # torchrun ... -m latentgen.cli (not a notebook kernel)
+    sys.exit(main())

@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PROFILES', 'get_profile', 'by_profile', 'get_device', 'seed_everything', 'git_commit', 'device_name', 'run_info',
-           'atomic_write_bytes', 'sha256_file', 'remove_stale_tmp', 'project_root', 'results_root', 'results_path',
-           'save_results', 'load_results', 'UnsafeFileError', 'UnreadableFileError', 'safe_torch_load', 'describe_run']
+__all__ = ['PROFILES', 'get_profile', 'by_profile', 'get_device', 'seed_everything', 'init_distributed', 'dist_info',
+           'is_main_process', 'barrier', 'git_commit', 'device_name', 'run_info', 'atomic_write_bytes', 'sha256_file',
+           'remove_stale_tmp', 'project_root', 'results_root', 'results_path', 'save_results', 'load_results',
+           'UnsafeFileError', 'UnreadableFileError', 'safe_torch_load', 'describe_run']
 
 # %% ../nbs/00_config.ipynb #188bf5da
 PROFILES = ("quick", "paper")
@@ -28,10 +29,16 @@ def by_profile(quick, paper, profile: str | None = None):
     "Pick the value for the active profile, e.g. `epochs = by_profile(quick=2, paper=100)`."
     return {"quick": quick, "paper": paper}[get_profile(profile)]
 
+def _launched_world() -> int:
+    "The number of processes torchrun started (1 in a plain process)."
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
 def get_device(device: str | torch.device | None = None) -> torch.device:
-    "`device` if given (it must exist on this machine), else CUDA when available, else CPU."
+    "`device` if given (it must exist on this machine), else CUDA when available (GPU `$LOCAL_RANK` under torchrun), else CPU."
     if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if _launched_world() > 1 else torch.device("cuda")
+        return torch.device("cpu")
     try:
         d = torch.device(device)
     except (RuntimeError, TypeError):
@@ -50,6 +57,46 @@ def seed_everything(seed: int = 0) -> int:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return seed
+
+# %% ../nbs/00_config.ipynb #88ac6b73
+def init_distributed(backend: str | None = None, timeout_min: float = 60.0) -> tuple[int, int]:
+    """Join the process group that torchrun describes in the environment; returns (rank, world size), (0, 1) in a
+    plain process. Backend: `backend`, else `$LATENTGEN_DIST_BACKEND`, else NCCL with CUDA and gloo without."""
+    import datetime
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    world = _launched_world()
+    if world <= 1:
+        return 0, 1
+    if not dist.is_available():
+        raise RuntimeError(f"WORLD_SIZE={world}, but this torch build has no torch.distributed")
+    missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+    if missing:
+        raise RuntimeError(f"WORLD_SIZE={world}, but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: "
+                           "start several processes with torchrun --nproc_per_node=N ...")
+    backend = backend or os.environ.get("LATENTGEN_DIST_BACKEND") or ("nccl" if torch.cuda.is_available() else "gloo")
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_min))
+    return dist.get_rank(), dist.get_world_size()
+
+def dist_info() -> tuple[int, int]:
+    "(rank, world size) of this process: (0, 1) unless a process group has been joined."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+def is_main_process() -> bool:
+    "True in a plain process and on rank 0 of a torchrun job (also before it joins the group): the process that writes."
+    return dist_info()[0] == 0 and int(os.environ.get("RANK", "0") or 0) == 0
+
+def barrier():
+    "Wait until every process of the group gets here (a no-op in a plain process)."
+    import torch.distributed as dist
+    if dist_info()[1] > 1:
+        dist.barrier()
 
 # %% ../nbs/00_config.ipynb #c3977f86
 def git_commit(path: str | Path = ".") -> str | None:
@@ -163,6 +210,8 @@ def save_results(metrics: dict, *, chapter: str, dataset: str, config: dict, see
     if command is not None:
         record["command"] = command
     path = results_path(chapter, profile, dataset, root)
+    if not is_main_process():           # under torchrun every process computes the numbers; rank 0 writes them
+        return path
     atomic_write_bytes(path, json.dumps(record, indent=2, default=_jsonable).encode())
     return path
 

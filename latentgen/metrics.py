@@ -16,7 +16,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from .config import atomic_write_bytes, run_info, seed_everything, sha256_file
+from .config import atomic_write_bytes, barrier, is_main_process, run_info, seed_everything, sha256_file
 from .data import DatasetNotFoundError, ImageSubset, load_dataset, make_loader, split_holdout
 from .losses import bits_per_dim, iwae_bound
 
@@ -170,14 +170,19 @@ def train_extractor(dataset: str, *, epochs: int | None = None, out: str | Path 
     acc = classifier_accuracy(net, held)
     buf = io.BytesIO(); torch.save(net.state_dict(), buf)
     out = Path(out) if out is not None else extractor_dirs()[0 if os.environ.get("LATENTGEN_EXTRACTORS") else -1]
+    path = out / f"{dataset}-classifier.json"
+    if not is_main_process():                 # under torchrun: rank 0 writes, the others wait until the files exist
+        barrier()
+        return path
     atomic_write_bytes(out / f"{dataset}-classifier.pt", buf.getvalue())
     meta = {**run_info(), "dataset": dataset, "extractor": extractor_name(dataset), "config": net.config, "epochs": epochs,
             "batch_size": batch_size, "seed": seed, "train": train.describe(), "held_out": held.describe(),
             "held_out_accuracy": acc, "parameters": sum(p.numel() for p in net.parameters()),
             "train_time_s": round(time.perf_counter() - t0, 1), "sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
             **({"command": command} if command else {})}
-    path = atomic_write_bytes(out / f"{dataset}-classifier.json", json.dumps(meta, indent=1).encode())
+    atomic_write_bytes(path, json.dumps(meta, indent=1).encode())
     print(f"{dataset} classifier: held-out accuracy {acc:.4f} on {len(held):,} images; wrote {path}")
+    barrier()
     return path
 
 # %% ../nbs/07_metrics.ipynb #87af0884

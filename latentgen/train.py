@@ -11,7 +11,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .config import atomic_write_bytes, get_device, get_profile, project_root, safe_torch_load, seed_everything
+import torch.distributed as dist
+
+from .config import (atomic_write_bytes, barrier, get_device, get_profile, init_distributed, is_main_process,
+                              project_root, safe_torch_load, seed_everything)
 
 # %% auto #0
 __all__ = ['History', 'NonFiniteLossError', 'CheckpointMismatchError', 'Trainer', 'fit', 'runs_root', 'run_facts', 'run_folder',
@@ -85,6 +88,20 @@ def _progress_bar(total: int, desc: str, enabled: bool):
         from tqdm.auto import tqdm
         return tqdm(total=total, desc=desc, disable=not enabled, mininterval=1.0, dynamic_ncols=True)
 
+class _LossOf(nn.Module):
+    "A model's `loss(batch)` as `forward`, which is what DistributedDataParallel wraps and synchronises."
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+    def forward(self, batch):
+        return self.model.loss(batch)
+
+def _shard(batch: list, rank: int, world: int) -> list:
+    "Rank `rank`'s contiguous share of one global batch of indices (sizes differ by at most one)."
+    k, m = divmod(len(batch), world)
+    start = rank * k + min(rank, m)
+    return batch[start:start + k + (rank < m)]
+
 # %% ../nbs/05_train.ipynb #2fcab0c6
 def _numpy_state_plain() -> dict:
     "NumPy's global RNG state as a tensor and numbers, so that checkpoints load with `weights_only=True`."
@@ -106,12 +123,18 @@ class Trainer:
                  ckpt_path: str | Path | None = None, ckpt_every: int | None = None,
                  ckpt_every_s: float | None = 600.0, ckpt_each_epoch: bool = True, run_meta: dict | None = None,
                  eval_fn: Callable | None = None, eval_every: int | None = None,
-                 progress: bool | None = None, desc: str | None = None, num_workers: int = 0):
+                 progress: bool | None = None, desc: str | None = None, num_workers: int = 0,
+                 resident: bool | str = "auto", ddp_kwargs: dict | None = None, sync_batchnorm: bool = True):
         if on_nan not in ("raise", "skip"):
             raise ValueError(f"on_nan must be 'raise' or 'skip', got {on_nan!r}")
         if not callable(getattr(model, "loss", None)):
             raise TypeError(f"{type(model).__name__} has no loss(batch) method returning a dict of loss terms")
+        if resident not in (True, False, "auto"):
+            raise ValueError(f"resident must be True, False or 'auto', got {resident!r}")
+        self.rank, self.world = init_distributed()          # (0, 1) unless started by torchrun
         self.device = get_device(device)
+        if self.world > 1 and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.model = model.to(self.device)
         if optimizers is None:
             optimizers = (model.configure_optimizers() if hasattr(model, "configure_optimizers")
@@ -126,8 +149,20 @@ class Trainer:
         self.ckpt_every_s, self.ckpt_each_epoch, self.run_meta = ckpt_every_s, ckpt_each_epoch, run_meta
         self.eval_fn, self.eval_every, self.num_workers = eval_fn, eval_every, num_workers
         env = os.environ.get("LATENTGEN_PROGRESS", "1").lower() not in ("0", "false", "no")
-        self.progress = env if progress is None else progress
+        self.progress = (env if progress is None else progress) and self.rank == 0
         self.desc = desc or type(model).__name__
+        self.resident, self._resident, self._resident_of = resident, None, None
+        self.ddp = None
+        if self.world > 1:                    # broadcasts rank 0's weights and buffers; syncs gradients in backward
+            from torch.nn.parallel import DistributedDataParallel
+            if sync_batchnorm and self.device.type == "cuda":   # batch statistics over the global batch (same parameters)
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            trained = {id(p) for ps in self.params.values() for p in ps}
+            idle = any(p.requires_grad and id(p) not in trained for p in self.model.parameters())
+            kw = {"device_ids": [self.device.index] if self.device.type == "cuda" else None,
+                  "find_unused_parameters": idle,   # parameters no optimiser trains (a second stage, trained later)
+                  **(ddp_kwargs or {})}
+            self.ddp = DistributedDataParallel(_LossOf(self.model), **kw)
         self.ema_model = None
         if ema_decay is not None:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -136,8 +171,34 @@ class Trainer:
         self.grad_skipped, self.train_time_s, self._fit_start = 0, 0.0, None
 
     # ----- data -----
+    def _say(self, msg: str):
+        if self.rank == 0:
+            print(msg)
+
+    def _make_resident(self, data):
+        """The whole data set as tensors on the device (once), when `resident` is True, or 'auto' on a GPU where it
+        takes under a quarter of the memory; batches are then indexed on the device. None when not resident."""
+        if self.resident is False or (self.resident == "auto" and self.device.type != "cuda") or isinstance(data, DataLoader):
+            return None
+        first = next(iter(DataLoader(data, batch_size=2)))
+        parts = first if isinstance(first, (list, tuple)) else [first]
+        if not all(isinstance(t, torch.Tensor) for t in parts):
+            if self.resident is True:
+                raise TypeError(f"resident=True needs items of tensors; {type(data).__name__} gives {type(first).__name__}")
+            return None
+        need = len(data) * sum(t[0].numel() * t[0].element_size() for t in parts)
+        if self.resident == "auto" and need > torch.cuda.get_device_properties(self.device).total_memory // 4:
+            return None
+        chunks = list(DataLoader(data, batch_size=1024))
+        chunks = [c if isinstance(c, (list, tuple)) else [c] for c in chunks]
+        out = [torch.cat([c[j] for c in chunks]).to(self.device) for j in range(len(parts))]
+        return out if isinstance(first, (list, tuple)) else out[0]
+
     def _epoch_batches(self, data, batch_size, shuffle, drop_last):
         if isinstance(data, DataLoader):
+            if self.world > 1:
+                raise TypeError("under torchrun, pass the Dataset, not a DataLoader: the trainer gives each process its "
+                                "share of every batch")
             return list(range(len(data))), data
         n = len(data)
         if shuffle:
@@ -149,21 +210,41 @@ class Trainer:
         batches = [order[i:i + batch_size] for i in range(0, stop, batch_size)]
         if not batches:
             raise ValueError(f"the dataset has {n} items, fewer than one batch of {batch_size} (drop_last={drop_last})")
+        mine = batches[self.batch_in_epoch:]
+        if self.world > 1:                    # every process draws the same global batches and takes its share
+            if any(len(b) < self.world for b in mine):
+                raise ValueError(f"a batch of {min(len(b) for b in mine)} images cannot be shared by {self.world} processes: "
+                                 "use drop_last=True or a batch size of at least the number of processes")
+            mine = [_shard(b, self.rank, self.world) for b in mine]
+        if self._resident is not None:        # batches indexed on the device: no loader, no copies
+            res = self._resident
+            take = (lambda i: [t[i] for t in res]) if isinstance(res, list) else (lambda i: res[i])
+            return batches, (take(torch.as_tensor(b, device=self.device)) for b in mine)
         # the loader gets its own generator: creating an iterator must not draw from the global RNG, or a resumed
         # run (which creates one more iterator) would see different random numbers in the model
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 1)
-        loader = DataLoader(data, batch_sampler=batches[self.batch_in_epoch:], num_workers=self.num_workers, generator=g)
+        loader = DataLoader(data, batch_sampler=mine, num_workers=self.num_workers, generator=g)
         return batches, loader
 
     # ----- one optimisation step -----
     def _step(self, batch) -> dict:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            terms = self.model.loss(batch)
+            if self.ddp is None:
+                terms = self.model.loss(batch)
+            elif len(self.optimizers) == 1:   # DDP averages the gradients during backward
+                terms = self.ddp(batch)
+            else:                             # several backward passes: each optimiser's gradients are averaged below
+                with self.ddp.no_sync():
+                    terms = self.ddp(batch)
         missing = [k for k in self.optimizers if k not in terms]
         if missing:
             raise KeyError(f"{type(self.model).__name__}.loss returned {sorted(terms)}, but optimisers minimise {missing}")
         names = list(terms)
-        values = torch.stack([terms[k].detach().float().reshape(()) for k in names]).cpu().tolist()
+        values = torch.stack([terms[k].detach().float().reshape(()) for k in names])
+        if self.world > 1:                    # records are averages over the processes; a NaN on one rank stops all
+            dist.all_reduce(values)
+            values = values / self.world
+        values = values.cpu().tolist()
         bad = [k for k, v in zip(names, values) if not math.isfinite(v)]
         if bad:
             return self._non_finite(f"loss term(s) {bad} = {[values[names.index(k)] for k in bad]}")
@@ -175,6 +256,8 @@ class Trainer:
         else:
             for i, k in enumerate(keys):
                 torch.autograd.backward(terms[k], inputs=self.params[k], retain_graph=i < len(keys) - 1)
+                if self.world > 1:
+                    self._average_grads(self.params[k])
         rec = dict(zip(names, values))
         if self.grad_clip is not None or self.grad_skip is not None:
             big = False
@@ -193,6 +276,18 @@ class Trainer:
             self.ema_model.update_parameters(self.model)
         return rec
 
+    def _average_grads(self, params):
+        "Average the gradients of `params` over the processes in one all-reduce (missing gradients count as zeros)."
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.reshape(-1) for p in params])
+        dist.all_reduce(flat)
+        flat /= self.world
+        i = 0
+        for p in params:
+            p.grad.copy_(flat[i:i + p.numel()].view_as(p.grad)); i += p.numel()
+
     def _non_finite(self, what: str):
         if self.on_nan == "raise":
             raise NonFiniteLossError(f"{type(self.model).__name__}: {what} at step {self.step} (epoch {self.epoch}). "
@@ -203,15 +298,29 @@ class Trainer:
     # ----- evaluation, checkpoints -----
     def evaluate(self) -> dict:
         "Run `eval_fn(model)` in eval mode without gradients and record the result."
-        was = self.model.training
-        self.model.eval()
-        with torch.no_grad():
-            out = dict(self.eval_fn(self.model))
-        self.model.train(was)
+        out = None
+        if self.rank == 0:                    # rank 0 evaluates; the others receive its numbers
+            was = self.model.training
+            self.model.eval()
+            with torch.no_grad():
+                out = {k: float(v) for k, v in dict(self.eval_fn(self.model)).items()}
+            self.model.train(was)
+        if self.world > 1:
+            box = [out]; dist.broadcast_object_list(box, src=0); out = box[0]
         self.history.evals.append({"step": self.step, "epoch": self.epoch, **{k: float(v) for k, v in out.items()}})
         return out
 
+    def _rng_state(self) -> dict:
+        return {"torch": torch.get_rng_state(), "numpy": _numpy_state_plain(), "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
     def state_dict(self) -> dict:
+        "The full training state (under torchrun a collective call: every process's random generators are gathered)."
+        rng = self._rng_state()
+        ranks = None
+        if self.world > 1:
+            ranks = [None] * self.world
+            dist.all_gather_object(ranks, rng)
         return {"model": self.model.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
                 "ema": self.ema_model.state_dict() if self.ema_model is not None else None,
@@ -219,14 +328,16 @@ class Trainer:
                 "grad_skipped": self.grad_skipped,
                 "history": self.history.state_dict(), "seed": self.seed, "run": self.run_meta,
                 "train_time_s": self.train_time_s + (time.perf_counter() - self._fit_start if self._fit_start else 0.0),
-                "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state_plain(), "python": random.getstate(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}}
+                "rng": rng, "rng_ranks": ranks, "world_size": self.world}
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        "Atomically write the full training state."
+        "Atomically write the full training state (rank 0 writes; under torchrun every process must call this)."
         path = Path(path or self.ckpt_path)
-        buf = io.BytesIO(); torch.save(self.state_dict(), buf)
-        return atomic_write_bytes(path, buf.getvalue())
+        state = self.state_dict()
+        if self.rank == 0:
+            buf = io.BytesIO(); torch.save(state, buf)
+            atomic_write_bytes(path, buf.getvalue())
+        return path
 
     def load_checkpoint(self, path: str | Path | None = None):
         "Restore the full training state written by `save_checkpoint`."
@@ -252,9 +363,16 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch, self.skipped = s["step"], s["epoch"], s["batch_in_epoch"], s["skipped"]
         self.grad_skipped, self.train_time_s = s.get("grad_skipped", 0), s.get("train_time_s", 0.0)
         self.history.load_state_dict(s["history"]); self.seed = s["seed"]
-        torch.set_rng_state(s["rng"]["torch"].cpu()); _numpy_state_restore(s["rng"]["numpy"]); random.setstate(s["rng"]["python"])
-        if s["rng"]["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+        saved_world = s.get("world_size", 1)
+        if saved_world != self.world:         # weights, optimisers and data position resume; the generators cannot
+            warnings.warn(f"{path} was written by {saved_world} process(es) and resumes in {self.world}: the random "
+                          "generators are re-seeded, so the continuation is not the one the original run would have had")
+            seed_everything(self.seed + 1_000_003 * self.rank + self.step)
+            return
+        rng = s["rng_ranks"][self.rank] if self.world > 1 else s["rng"]
+        torch.set_rng_state(rng["torch"].cpu()); _numpy_state_restore(rng["numpy"]); random.setstate(rng["python"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([t.cpu() for t in rng["cuda"]])
 
     # ----- the loop -----
     def fit(self, data: Dataset | DataLoader, *, epochs: int | None = None, steps: int | None = None,
@@ -264,12 +382,14 @@ class Trainer:
             raise ValueError("give exactly one of epochs= or steps=")
         if resume and self.ckpt_path and self.ckpt_path.exists():
             self.load_checkpoint()
-            print(f"{self.desc}: resuming from {self.ckpt_path} at step {self.step} (epoch {self.epoch})")
+            self._say(f"{self.desc}: resuming from {self.ckpt_path} at step {self.step} (epoch {self.epoch})")
         else:
             if resume:
-                print(f"{self.desc}: no checkpoint at {self.ckpt_path}; starting from step 0")
-            if self.step == 0:
-                seed_everything(self.seed)
+                self._say(f"{self.desc}: no checkpoint at {self.ckpt_path}; starting from step 0")
+            if self.step == 0:                # rank r draws its own noise: seed + 1,000,003 r (rank 0: the plain run's)
+                seed_everything(self.seed + 1_000_003 * self.rank)
+        if self._resident_of is not data:     # built once per data set (a later fit on other data rebuilds it)
+            self._resident, self._resident_of = self._make_resident(data), data
         per_epoch = len(data) if isinstance(data, DataLoader) else (
             len(data) // batch_size if drop_last else math.ceil(len(data) / batch_size))
         total = steps if steps is not None else epochs * max(per_epoch, 1)
@@ -299,9 +419,11 @@ class Trainer:
             self.evaluate()
         if self.ckpt_path:
             self.save_checkpoint()
-        self._warn_if_diverged()
+        if self.rank == 0:
+            self._warn_if_diverged()
         last = {k: round(v, 4) for k, v in self.history.steps[-1].items() if k not in ("step", "epoch")} if self.history.steps else {}
-        print(f"{self.desc}: {self.step - start_step} steps in {self.wall_time_s:.1f}s"
+        self._say(f"{self.desc}: {self.step - start_step} steps in {self.wall_time_s:.1f}s"
+                  + (f" on {self.world} processes" if self.world > 1 else "")
               + (f", {self.skipped} skipped (non-finite)" if self.skipped else "")
               + (f", {self.grad_skipped} updates skipped (gradient norm > {self.grad_skip})" if self.grad_skipped else "") + f"; last: {last}")
         return self.history
@@ -320,8 +442,14 @@ class Trainer:
                 bar.update(1)
                 if self.eval_fn is not None and self.eval_every and self.step % self.eval_every == 0:
                     self.evaluate()
-                if self.ckpt_path and ((self.ckpt_every and self.step % self.ckpt_every == 0) or interrupted or
-                                       (self.ckpt_every_s is not None and time.perf_counter() - last_ckpt >= self.ckpt_every_s)):
+                due = self.ckpt_every_s is not None and time.perf_counter() - last_ckpt >= self.ckpt_every_s
+                if self.world > 1:            # a Ctrl-C or a clock seen by one process acts on all, at the same step
+                    flags = torch.tensor([float(bool(interrupted)), float(due)], device=self.device)
+                    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+                    if flags[0] > 0 and not interrupted:
+                        interrupted.append(self.step)
+                    due = bool(flags[1] > 0)
+                if self.ckpt_path and ((self.ckpt_every and self.step % self.ckpt_every == 0) or interrupted or due):
                     self.save_checkpoint(); last_ckpt = time.perf_counter()
                 if interrupted:
                     bar.close()
@@ -424,15 +552,18 @@ def run_trainer(model: nn.Module, data, *, chapter: str, dataset: str, method: s
     facts = run_facts(facts)
     folder = run_folder(chapter, dataset, method, facts, profile)
     ckpt = folder / "trainer.ckpt"
-    if _retrain():
+    init_distributed()                        # under torchrun: rank 0 deletes and writes, the others wait for it
+    if _retrain() and is_main_process():
         ckpt.unlink(missing_ok=True)
+    barrier()
     before = safe_torch_load(ckpt, what="training checkpoint")["step"] if ckpt.is_file() else None
     t = Trainer(model, seed=seed, ckpt_path=ckpt, run_meta=facts, **trainer_kwargs)
-    atomic_write_bytes(folder / "run.json", json.dumps(facts, indent=1).encode())   # what this folder holds, readable
+    if is_main_process():
+        atomic_write_bytes(folder / "run.json", json.dumps(facts, indent=1).encode())   # what this folder holds, readable
     t.fit(data, resume=True, **fit)
     t.run_dir = folder
     t.run_status = ("trained from step 0" if before is None else
                     "loaded: the run had finished, nothing was trained" if t.step == before else f"resumed from step {before}")
     t.wall_time_s = t.train_time_s       # the run's training time, whichever session did the work
-    print(f"{t.desc}: {t.run_status} ({folder})")
+    t._say(f"{t.desc}: {t.run_status} ({folder})")
     return t

@@ -135,10 +135,11 @@ def stamp(fig, profile: str, data: str, extra: str | None = None):
 # %% ../nbs/02_viz.ipynb #642a8bd0
 def save_figure(fig, chapter: str, name: str, profile: str | None = None, root=None, dpi: int = 120):
     "Save `fig` as `<root>/<chapter>/<profile>/figures/<name>.png` (root: `config.results_root()`); returns the path."
-    from latentgen.config import get_profile, results_root
+    from latentgen.config import get_profile, is_main_process, results_root
     if not name or "/" in name or "\\" in name:
         raise ValueError(f"a figure name must be a plain file name without folders, got {name!r}")
     path = Path(root if root is not None else results_root()) / chapter / get_profile(profile) / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    if is_main_process():               # under torchrun every process draws the figure; rank 0 saves it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
