@@ -50,6 +50,14 @@ def sigma_vae_nll(x, x_hat, min_log_sigma: float = -6.0) -> torch.Tensor:
     return gaussian_nll(x, x_hat, 2 * sigma_vae_log_sigma(x, x_hat, min_log_sigma))
 
 # %% ../nbs/04_losses.ipynb #b6995cca
+def _log_normal_bin(lower, upper) -> torch.Tensor:
+    "log(Phi(upper) - Phi(lower)) by (4a): in float64, on the tail side of the bin; the result in the inputs' dtype."
+    lo, up = lower.double(), upper.double()
+    above = lo + up > 0
+    a, b = torch.where(above, -up, lo), torch.where(above, -lo, up)
+    la, lb = torch.special.log_ndtr(a), torch.special.log_ndtr(b)
+    return (lb + torch.log(-torch.expm1(la - lb))).to(torch.promote_types(lower.dtype, upper.dtype))
+
 def discretized_gaussian_log_likelihood(x, mean, log_scale, n_bits: int = 8) -> torch.Tensor:
     "log P(x) under eq. (4) for x in [-1, 1] on a 2**n_bits grid; `log_scale` = log sigma; summed to [batch]."
     if x.dim() == 4:
@@ -59,8 +67,7 @@ def discretized_gaussian_log_likelihood(x, mean, log_scale, n_bits: int = 8) -> 
     upper, lower = inv_s * (x - mean + half), inv_s * (x - mean - half)
     log_cdf_upper = torch.special.log_ndtr(upper)             # log Phi(upper), for the lowest bin
     log_sf_lower = torch.special.log_ndtr(-lower)             # log (1 - Phi(lower)), for the highest bin
-    delta = (torch.special.ndtr(upper) - torch.special.ndtr(lower)).clamp_min(1e-12)
-    lp = torch.where(x < -1 + half, log_cdf_upper, torch.where(x > 1 - half, log_sf_lower, delta.log()))
+    lp = torch.where(x < -1 + half, log_cdf_upper, torch.where(x > 1 - half, log_sf_lower, _log_normal_bin(lower, upper)))
     return _sum_except_batch(lp)
 
 # %% ../nbs/04_losses.ipynb #3751003d
