@@ -9,13 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import by_profile
-from .losses import (discretized_gaussian_log_likelihood, discretized_mix_logistic_log_likelihood, dmol_split,
-                              gaussian_kl, sample_discretized_mix_logistic)
+from .losses import (discretized_gaussian_log_likelihood, discretized_mix_logistic_log_likelihood, dmol_mean,
+                              dmol_split, gaussian_kl, sample_discretized_mix_logistic)
 from .models import register_model
 
 # %% auto #0
-__all__ = ['information_schedule', 'kl_reweighting', 'gaussian_output_kl', 'guided_gaussian', 'product_guidance', 'ResBlock',
-           'TopDownBlock', 'HierarchicalVAE']
+__all__ = ['information_schedule', 'kl_reweighting', 'gaussian_output_kl', 'guided_gaussian', 'product_guidance',
+           'warmup_cosine_lr', 'warmup_cosine', 'ResBlock', 'TopDownBlock', 'HierarchicalVAE']
 
 # %% ../nbs/ch4_hvae.ipynb #4648bdad
 def information_schedule(n_layers: int, ratio: float = 1000.0, offset: float = 10.0) -> torch.Tensor:
@@ -56,6 +56,19 @@ def product_guidance(mu_c, var_c, mu_u, var_u, w: float):
     valid = prec > 0
     var = torch.where(valid, 1 / prec.clamp_min(1e-12), torch.full_like(prec, float("nan")))
     return var * ((1 + w) * mu_c / var_c - w * mu_u / var_u), var, valid
+
+# %% ../nbs/ch4_hvae.ipynb #3e37a1ca
+def warmup_cosine_lr(k: int, start: float = 6e-5, peak: float = 6e-4, final: float = 3e-4, warmup: int = 50,
+                     decay: int = 400_000) -> float:
+    "Eq. (8): the learning rate at optimiser step k (the authors' TrainState schedule)."
+    up = start + k / warmup * (peak - start)
+    down = final + (peak - final) * 0.5 * (1 + math.cos(math.pi * k / decay))
+    return min(up, down)
+
+def warmup_cosine(start: float = 6e-5, peak: float = 6e-4, final: float = 3e-4, warmup: int = 50, decay: int = 400_000):
+    "Eq. (8) for the fit loop: `schedulers={'loss': warmup_cosine(...)}, schedule_every='step'`, with the optimiser's lr = `peak`."
+    return lambda opt: torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda k: warmup_cosine_lr(k, start, peak, final, warmup, decay) / peak)
 
 # %% ../nbs/ch4_hvae.ipynb #45c434d0
 class ResBlock(nn.Module):
@@ -114,7 +127,7 @@ class HierarchicalVAE(nn.Module):
                  resolutions: tuple = (1, 4, 8, 16, 32), layers: tuple = (1, 2, 2, 2, 1), enc_blocks: int = 1,
                  output: str = "gaussian", n_mix: int = 10, data_std: float = 0.025, schedule: bool = False,
                  schedule_ratio: float = 1000.0, schedule_offset: float = 10.0, num_classes: int = 0,
-                 label_drop: float = 0.1, lr: float = 2e-3):
+                 label_drop: float = 0.1, lr: float = 6e-4):
         super().__init__()
         resolutions, layers = tuple(resolutions), tuple(layers)
         if output not in ("gaussian", "dmol"):
@@ -144,12 +157,13 @@ class HierarchicalVAE(nn.Module):
         res = tuple(r for r in (1, 4, 7, 8, 14, 16, 28, 32, 64) if r <= s and s % r == 0)
         paper_layers = {1: 3, 4: 5, 7: 7, 8: 7, 14: 10, 16: 10, 28: 14, 32: 14, 64: 14}
         return {"channels": c, "image_size": s, "resolutions": res,
-                "layers": tuple(by_profile(2, paper_layers[r], profile) for r in res),
-                "width": by_profile(32, 128, profile), "z_channels": by_profile(4, 16, profile),
+                "layers": tuple(by_profile(1, paper_layers[r], profile) for r in res),
+                "width": by_profile(16, 128, profile), "z_channels": by_profile(4, 16, profile),
                 "enc_blocks": by_profile(1, 3, profile)}
 
     def configure_optimizers(self):
-        return {"loss": torch.optim.Adamax(self.parameters(), lr=self.lr, betas=(0.9, 0.9))}
+        "Adamax with the authors' betas; `lr` is the peak rate (the schedule, `warmup_cosine`, multiplies it)."
+        return {"loss": torch.optim.Adamax(self.parameters(), lr=self.lr, betas=(0.9, 0.999))}
 
     # ---- the networks ----
     def encode(self, x):
@@ -241,12 +255,18 @@ class HierarchicalVAE(nn.Module):
         nll = -discretized_mix_logistic_log_likelihood(x, *dmol_split(out, self.n_mix, self.channels))
         return nll, nll
 
-    def to_image(self, out):
-        "Images in [0, 1]: the Gaussian mean (as in the paper), or a draw from the DMoL (its baseline)."
+    def to_image(self, out, decode: str | None = None):
+        """Images in [0, 1] from the decoder output. `decode="mean"`: the Gaussian mean, or the DMoL's mixture mean (04_losses, eq. 5a);
+        `"sample"`: a draw from either. Default: the paper's choice, the Gaussian mean and the DMoL sample."""
+        decode = decode or ("mean" if self.output == "gaussian" else "sample")
+        if decode not in ("mean", "sample"):
+            raise ValueError(f"decode must be 'mean' or 'sample', got {decode!r}")
         if self.output == "gaussian":
-            x = self._gaussian(out)[0]
+            mean, logvar = self._gaussian(out)
+            x = mean if decode == "mean" else mean + (0.5 * logvar).exp() * torch.randn_like(mean)
         else:
-            x = sample_discretized_mix_logistic(*dmol_split(out, self.n_mix, self.channels))
+            parts = dmol_split(out, self.n_mix, self.channels)
+            x = dmol_mean(*parts) if decode == "mean" else sample_discretized_mix_logistic(*parts)
         return ((x.clamp(-1, 1) + 1) / 2)
 
     # ---- training ----
@@ -271,14 +291,14 @@ class HierarchicalVAE(nn.Module):
         return {"nll_x": nll_x, "kl": kls, "bpd": (nll_x + kls.sum(1)) / (math.log(2) * self.n_dims)}
 
     @torch.no_grad()
-    def sample(self, n: int, y=None, m: float | None = None, v: float | None = None):
-        "n images in [0, 1] from the prior (class-conditional: labels y, uniform if None; guidance m, v)."
+    def sample(self, n: int, y=None, m: float | None = None, v: float | None = None, decode: str | None = None):
+        "n images in [0, 1] from the prior (class-conditional: labels y, uniform if None; guidance m, v; `decode` as in `to_image`)."
         if self.conditional and y is None:
             y = torch.randint(self.num_classes, (n,), device=self.h0.device)
-        return self.to_image(self.generate(n, y, m, v))
+        return self.to_image(self.generate(n, y, m, v), decode)
 
     @torch.no_grad()
-    def reconstruct(self, x01, y=None, n_posterior: int | None = None):
+    def reconstruct(self, x01, y=None, n_posterior: int | None = None, decode: str | None = None):
         "Decode with posterior latents for the first `n_posterior` layers (all by default) and prior samples after."
         out, _ = self.top_down(2 * x01 - 1, y, n_posterior)
-        return self.to_image(out)
+        return self.to_image(out, decode)

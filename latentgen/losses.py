@@ -12,7 +12,7 @@ from .data import check_images
 # %% auto #0
 __all__ = ['LOG_2PI', 'gaussian_kl', 'gaussian_nll', 'sigma_star', 'softclip', 'sigma_vae_log_sigma', 'sigma_vae_nll',
            'discretized_gaussian_log_likelihood', 'discretized_mix_logistic_log_likelihood', 'dmol_split',
-           'sample_discretized_mix_logistic', 'bits_per_dim', 'iwae_bound']
+           'sample_discretized_mix_logistic', 'dmol_mean', 'bits_per_dim', 'iwae_bound']
 
 # %% ../nbs/04_losses.ipynb #fe06225f
 def _sum_except_batch(x: torch.Tensor) -> torch.Tensor:
@@ -132,6 +132,16 @@ def sample_discretized_mix_logistic(logit_probs, means, log_scales, coeffs=None)
             xs.append((x[:, c] + sum(a[:, _pair_index(c, j)] * xs[j] for j in range(c))).clamp(-1, 1))
         return torch.stack(xs, 1)
     return x.clamp(-1, 1)
+
+# %% ../nbs/04_losses.ipynb #e74f657f
+def dmol_mean(logit_probs, means, log_scales=None, coeffs=None) -> torch.Tensor:
+    "The mean (5a) of the logistic mixture (5), `[B, C, H, W]` in [-1, 1]; `log_scales` is accepted and not needed."
+    B, K, C, H, W = means.shape
+    m = [means[:, :, 0]]
+    for c in range(1, C):
+        m.append(means[:, :, c] + (sum(coeffs[:, :, _pair_index(c, j)] * m[j] for j in range(c)) if coeffs is not None else 0))
+    pi = torch.softmax(logit_probs, 1).unsqueeze(2)                   # [B, K, 1, H, W]
+    return (pi * torch.stack(m, 2)).sum(1).clamp(-1, 1)
 
 # %% ../nbs/04_losses.ipynb #e8788183
 def bits_per_dim(nll_nats, num_dims: int):

@@ -117,7 +117,8 @@ def _numpy_state_restore(st: dict):
 class Trainer:
     "Fit any model that defines `loss(batch) -> dict` (and optionally `configure_optimizers()`)."
     def __init__(self, model: nn.Module, *, optimizers: dict | Callable | None = None, lr: float = 1e-3,
-                 schedulers: dict | None = None, grad_clip: float | None = None, grad_skip: float | None = None,
+                 schedulers: dict | None = None, schedule_every: str = "epoch", grad_clip: float | None = None,
+                 grad_skip: float | None = None, grad_skip_after: int = 0,
                  on_nan: str = "raise",
                  ema_decay: float | None = None, bf16: bool = False, device=None, seed: int = 0,
                  ckpt_path: str | Path | None = None, ckpt_every: int | None = None,
@@ -143,7 +144,10 @@ class Trainer:
             optimizers = optimizers(model)
         self.optimizers = dict(optimizers)
         self.params = {k: [p for g in o.param_groups for p in g["params"] if p.requires_grad] for k, o in self.optimizers.items()}
+        if schedule_every not in ("epoch", "step"):
+            raise ValueError(f"schedule_every must be 'epoch' or 'step', got {schedule_every!r}")
         self.schedulers = {k: make(self.optimizers[k]) for k, make in (schedulers or {}).items()}
+        self.schedule_every, self.grad_skip_after = schedule_every, grad_skip_after
         self.grad_clip, self.grad_skip, self.on_nan, self.bf16, self.seed = grad_clip, grad_skip, on_nan, bf16, seed
         self.ckpt_path, self.ckpt_every = (Path(ckpt_path) if ckpt_path else None), ckpt_every
         self.ckpt_every_s, self.ckpt_each_epoch, self.run_meta = ckpt_every_s, ckpt_each_epoch, run_meta
@@ -266,12 +270,15 @@ class Trainer:
                 if not math.isfinite(norm):
                     return self._non_finite(f"the gradient of {k!r} (norm {norm})")
                 rec[f"grad_norm/{k}" if len(keys) > 1 else "grad_norm"] = norm
-                big |= self.grad_skip is not None and norm > self.grad_skip
+                big |= self.grad_skip is not None and norm > self.grad_skip and self.step >= self.grad_skip_after
             if big:                              # VDVAE's gradient skipping: drop the whole update, keep the record
                 self.grad_skipped += 1
                 return {**rec, "update_skipped": 1.0}
         for o in self.optimizers.values():
             o.step()
+        if self.schedule_every == "step":
+            for s in self.schedulers.values():
+                s.step()
         if self.ema_model is not None:
             self.ema_model.update_parameters(self.model)
         return rec
@@ -459,7 +466,7 @@ class Trainer:
                     break
             if self.batch_in_epoch >= len(batches):
                 self.epoch += 1; self.batch_in_epoch = 0
-                for s in self.schedulers.values():
+                for s in self.schedulers.values() if self.schedule_every == "epoch" else ():
                     s.step()
                 if self.ckpt_path and self.ckpt_each_epoch and self.step < total:
                     self.save_checkpoint(); last_ckpt = time.perf_counter()
