@@ -245,7 +245,7 @@ class HierarchicalVAE(nn.Module):
     # ---- output layers ----
     def _gaussian(self, out):
         mean, raw = out.chunk(2, 1)
-        return mean, _logvar(raw - 4.0)                    # start near σ² ≈ 0.02: the scale of the data noise
+        return mean, _logvar(raw - 4.0)                    # starts at σ² = 0.031 (σ ≈ 22 grey levels); the data noise s² is 6.25e-4
 
     def distortion(self, x, out) -> tuple[torch.Tensor, torch.Tensor]:
         "(training distortion, −log P(x) of the 8-bit image) per image, nats: the continuous KL (4) or the DMoL NLL."
@@ -276,7 +276,7 @@ class HierarchicalVAE(nn.Module):
         out, kls = self.top_down(x, y, drop_labels=self.training)
         dist, nll_x = self.distortion(x, out)
         rate = kls.sum(1)
-        weighted = (kl_reweighting(kls, self.shares) * kls).sum(1) if self.schedule else rate     # eq. (2)
+        weighted = (kl_reweighting(kls, self.shares) * kls).sum(1) if self.schedule else rate     # eq. (3)
         ln2d = math.log(2) * self.n_dims
         return {"loss": (dist + weighted).mean() / self.n_dims, "distortion": dist.mean(), "rate": rate.mean(),
                 "bpd": ((nll_x + rate) / ln2d).mean()}
