@@ -172,7 +172,7 @@ class Trainer:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
             self.ema_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
         self.history, self.step, self.epoch, self.batch_in_epoch, self.skipped = History(), 0, 0, 0, 0
-        self.grad_skipped, self.train_time_s, self._fit_start = 0, 0.0, None
+        self.grad_skipped, self.train_time_s, self.eval_time_s, self._fit_start = 0, 0.0, 0.0, None
 
     # ----- data -----
     def _say(self, msg: str):
@@ -305,7 +305,7 @@ class Trainer:
     # ----- evaluation, checkpoints -----
     def evaluate(self) -> dict:
         "Run `eval_fn(model)` in eval mode without gradients and record the result."
-        out = None
+        out, t0 = None, time.perf_counter()
         if self.rank == 0:                    # rank 0 evaluates; the others receive its numbers
             was = self.model.training
             self.model.eval()
@@ -315,6 +315,7 @@ class Trainer:
         if self.world > 1:
             box = [out]; dist.broadcast_object_list(box, src=0); out = box[0]
         self.history.evals.append({"step": self.step, "epoch": self.epoch, **{k: float(v) for k, v in out.items()}})
+        self.eval_time_s += time.perf_counter() - t0      # inside train_time_s; subtract it to time the training alone
         return out
 
     def _rng_state(self) -> dict:
@@ -335,7 +336,7 @@ class Trainer:
                 "grad_skipped": self.grad_skipped,
                 "history": self.history.state_dict(), "seed": self.seed, "run": self.run_meta,
                 "train_time_s": self.train_time_s + (time.perf_counter() - self._fit_start if self._fit_start else 0.0),
-                "rng": rng, "rng_ranks": ranks, "world_size": self.world}
+                "eval_time_s": self.eval_time_s, "rng": rng, "rng_ranks": ranks, "world_size": self.world}
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
         "Atomically write the full training state (rank 0 writes; under torchrun every process must call this)."
@@ -369,6 +370,7 @@ class Trainer:
             self.ema_model.load_state_dict(s["ema"])
         self.step, self.epoch, self.batch_in_epoch, self.skipped = s["step"], s["epoch"], s["batch_in_epoch"], s["skipped"]
         self.grad_skipped, self.train_time_s = s.get("grad_skipped", 0), s.get("train_time_s", 0.0)
+        self.eval_time_s = s.get("eval_time_s", 0.0)
         self.history.load_state_dict(s["history"]); self.seed = s["seed"]
         saved_world = s.get("world_size", 1)
         if saved_world != self.world:         # weights, optimisers and data position resume; the generators cannot
