@@ -8,7 +8,7 @@ SHARED_DATA ?= ../shared/data
 export LATENTGEN_DATA ?= $(CURDIR)/data
 export MPLBACKEND ?= Agg
 
-.PHONY: install data book test unit bench
+.PHONY: install data book test unit bench gpu-check
 
 install:
 	$(PY) -m pip install -e ".[dev]"
@@ -34,3 +34,8 @@ unit:
 
 bench:
 	$(PY) benchmarks/train_loop.py
+
+# on a CUDA machine: every chapter's models at the gpu profile (images/s, peak memory), exact resume with the CUDA
+# random state, sample metrics on the GPU; results in benchmarks/results/gpu_check_cuda.json. Without CUDA: tiny sizes
+gpu-check:
+	LATENTGEN_PROGRESS=0 $(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)

@@ -123,7 +123,7 @@ class RiveraVAE(nn.Module):
                  "disc_channels": (32, 32, 32, 16, 16, 1), "lr": 5e-4}
         w = balanced_weights((c, s, s))
         return {"channels": c, "image_size": s, "rec_weight": w["rec_weight"], "adv_weight": w["adv_weight"],
-                **by_profile(quick, paper, profile)}
+                **by_profile(quick, paper, profile, gpu="paper")}
 
     def configure_optimizers(self):
         "Adam(lr, betas (0.5, 0.999)) for encoder + decoder (term `loss`); another for the discriminator (term `disc`)."

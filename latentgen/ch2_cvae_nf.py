@@ -74,8 +74,8 @@ class CVAE(nn.Module):
         c, s, _ = image_shape
         return {"channels": c, "image_size": s, "label_dim": num_classes or 40,
                 "label_type": "class" if num_classes else "attributes",
-                "latent_dim": by_profile(16, 64 if c == 3 else 20, profile), "width": by_profile(32, 64, profile),
-                "hidden": by_profile(256, 1024, profile), "flow_hidden": by_profile(128, 256, profile)}
+                "latent_dim": by_profile(16, 64 if c == 3 else 20, profile, gpu="paper"), "width": by_profile(32, 64, profile, gpu="paper"),
+                "hidden": by_profile(256, 1024, profile, gpu="paper"), "flow_hidden": by_profile(128, 256, profile, gpu="paper")}
 
     def configure_optimizers(self):
         return {"loss": torch.optim.Adam(self.parameters(), lr=self.lr)}

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 import latentgen
-from .config import (atomic_write_bytes, barrier, dist_info, get_device, get_profile, init_distributed,
+from .config import (PROFILES, atomic_write_bytes, barrier, dist_info, get_device, get_profile, init_distributed,
                               is_main_process, remove_stale_tmp, results_path, save_results, seed_everything, sha256_file)
 from .data import DATASETS, ImageSubset, base_indices, data_status, load_dataset, prepare_offline, split_holdout
 from .models import MODELS, build_model, config_keys, load_model, nonfinite_tensors, save_model
@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--grad-clip", type=_positive_float, metavar="NORM", help="clip each optimiser's gradient norm to NORM")
     t.add_argument("--on-nan", choices=["raise", "skip"], default="raise",
                    help="a non-finite loss or gradient stops the run (raise, default) or skips that step (skip)")
-    t.add_argument("--profile", choices=["quick", "paper"], help="default: $LATENTGEN_PROFILE, else paper on CUDA, quick on CPU")
+    t.add_argument("--profile", choices=list(PROFILES), help="default: $LATENTGEN_PROFILE, else gpu on CUDA, quick elsewhere")
     t.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: CUDA when available)")
     t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override model config entries (JSON values; keys: latentgen models)")
     t.add_argument("--out", help="run folder (default runs/MODEL-DATASET-PROFILE)")

@@ -12,22 +12,30 @@ import torch
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'get_device', 'seed_everything', 'init_distributed', 'dist_info',
            'is_main_process', 'barrier', 'git_commit', 'device_name', 'run_info', 'atomic_write_bytes', 'sha256_file',
            'remove_stale_tmp', 'project_root', 'results_root', 'results_path', 'save_results', 'load_results',
-           'UnsafeFileError', 'UnreadableFileError', 'safe_torch_load', 'describe_run']
+           'UnsafeFileError', 'UnreadableFileError', 'safe_torch_load', 'describe_run', 'ChapterClock']
 
 # %% ../nbs/00_config.ipynb #188bf5da
-PROFILES = ("quick", "paper")
+PROFILES = ("quick", "gpu", "paper")
+_UNSET = object()
 
 def get_profile(profile: str | None = None) -> str:
-    "The active profile: `profile`, else `$LATENTGEN_PROFILE`, else `paper` on CUDA and `quick` on CPU."
-    p = profile or os.environ.get("LATENTGEN_PROFILE") or ("paper" if torch.cuda.is_available() else "quick")
+    "The active profile: `profile`, else `$LATENTGEN_PROFILE`, else `gpu` on CUDA and `quick` elsewhere (never `paper`)."
+    p = profile or os.environ.get("LATENTGEN_PROFILE") or ("gpu" if torch.cuda.is_available() else "quick")
     p = p.strip().lower()
     if p not in PROFILES:
         raise ValueError(f"Unknown profile {p!r}: LATENTGEN_PROFILE must be one of {PROFILES}")
     return p
 
-def by_profile(quick, paper, profile: str | None = None):
-    "Pick the value for the active profile, e.g. `epochs = by_profile(quick=2, paper=100)`."
-    return {"quick": quick, "paper": paper}[get_profile(profile)]
+def by_profile(quick, paper, profile: str | None = None, *, gpu=_UNSET):
+    """Pick the value for the active profile, e.g. `epochs = by_profile(quick=2, paper=100, gpu=20)`. A budget must
+    name its `gpu` value; `gpu="paper"` takes the paper's (for sizes that fit a GPU's budget as they are)."""
+    p = get_profile(profile)
+    if p == "gpu":
+        if gpu is _UNSET:
+            raise ValueError(f"by_profile(quick={quick!r}, paper={paper!r}) has no value for the 'gpu' profile: "
+                             "pass gpu=... (or gpu='paper' to use the paper's value)")
+        return paper if isinstance(gpu, str) and gpu == "paper" else gpu
+    return {"quick": quick, "paper": paper}[p]
 
 def _launched_world() -> int:
     "The number of processes torchrun started (1 in a plain process)."
@@ -258,3 +266,23 @@ def describe_run(profile: str | None = None, device=None, data: str | None = Non
         d["data"] = data
     print(" | ".join(f"{k}: {v}" for k, v in d.items()))
     return d
+
+class ChapterClock:
+    """The wall clock of a chapter run: `clock = ChapterClock("ch3", budget_min={"quick": 6, "gpu": 10})` at the top
+    prints the profile, the device and the budget; `clock.done()` in the last cell prints the minutes it took."""
+    def __init__(self, chapter: str, budget_min: dict | None = None, profile: str | None = None):
+        self.chapter, self.profile, self.t0 = chapter, get_profile(profile), time.perf_counter()
+        self.budget = (budget_min or {}).get(self.profile)
+        print(f"{chapter}: {self.profile} profile on {device_name()}"
+              + (f"; budget about {self.budget} min" if self.budget else "") + f"; started {time.strftime('%H:%M:%S')}")
+
+    @property
+    def minutes(self) -> float:
+        return (time.perf_counter() - self.t0) / 60
+
+    def done(self) -> float:
+        "Print and return the minutes since the top of the chapter."
+        m = self.minutes
+        print(f"{self.chapter}: {self.profile} profile on {device_name()}: the run took {m:.1f} min"
+              + (f" (budget about {self.budget} min)" if self.budget else ""))
+        return m

@@ -137,8 +137,8 @@ class VAE(nn.Module):
     @classmethod
     def default_config(cls, image_shape, num_classes=None, profile=None) -> dict:
         c, s, _ = image_shape
-        return {"channels": c, "image_size": s, "latent_dim": by_profile(16, 64 if c == 3 else 20, profile),
-                "width": by_profile(32, 64, profile), "hidden": by_profile(256, 1024, profile)}
+        return {"channels": c, "image_size": s, "latent_dim": by_profile(16, 64 if c == 3 else 20, profile, gpu="paper"),
+                "width": by_profile(32, 64, profile, gpu="paper"), "hidden": by_profile(256, 1024, profile, gpu="paper")}
 
     def configure_optimizers(self):
         return {"loss": torch.optim.Adam(self.parameters(), lr=self.lr)}

@@ -15,6 +15,7 @@ import torch.distributed as dist
 
 from .config import (atomic_write_bytes, barrier, get_device, get_profile, init_distributed, is_main_process,
                               project_root, safe_torch_load, seed_everything)
+from .data import ImageTensorDataset, base_indices
 
 # %% auto #0
 __all__ = ['History', 'NonFiniteLossError', 'CheckpointMismatchError', 'Trainer', 'fit', 'runs_root', 'run_facts', 'run_folder',
@@ -113,6 +114,14 @@ def _numpy_state_restore(st: dict):
     np.random.set_state((st["name"], st["keys"].cpu().numpy().astype(np.uint32), st["pos"], st["has_gauss"],
                          st["cached_gaussian"]))
 
+class _U8Resident:
+    "A uint8 image set on the device: batch `i` (item indices) is `[images / 255, targets]`, as the loader would give."
+    def __init__(self, images, targets, index):
+        self.images, self.targets, self.index = images, targets, index
+    def take(self, i):
+        j = self.index[i]
+        return [self.images[j].float() / 255, self.targets[j]]
+
 # %% ../nbs/05_train.ipynb #5b5c0168
 class Trainer:
     "Fit any model that defines `loss(batch) -> dict` (and optionally `configure_optimizers()`)."
@@ -120,23 +129,35 @@ class Trainer:
                  schedulers: dict | None = None, schedule_every: str = "epoch", grad_clip: float | None = None,
                  grad_skip: float | None = None, grad_skip_after: int = 0,
                  on_nan: str = "raise",
-                 ema_decay: float | None = None, bf16: bool = False, device=None, seed: int = 0,
+                 ema_decay: float | None = None, bf16: bool | None = None, device=None, seed: int = 0,
                  ckpt_path: str | Path | None = None, ckpt_every: int | None = None,
                  ckpt_every_s: float | None = 600.0, ckpt_each_epoch: bool = True, run_meta: dict | None = None,
                  eval_fn: Callable | None = None, eval_every: int | None = None,
                  progress: bool | None = None, desc: str | None = None, num_workers: int = 0,
-                 resident: bool | str = "auto", ddp_kwargs: dict | None = None, sync_batchnorm: bool = True):
+                 resident: bool | str = "auto", ddp_kwargs: dict | None = None, sync_batchnorm: bool = True,
+                 sync_every: int | None = None, compile: bool = False):
         if on_nan not in ("raise", "skip"):
             raise ValueError(f"on_nan must be 'raise' or 'skip', got {on_nan!r}")
         if not callable(getattr(model, "loss", None)):
             raise TypeError(f"{type(model).__name__} has no loss(batch) method returning a dict of loss terms")
         if resident not in (True, False, "auto"):
             raise ValueError(f"resident must be True, False or 'auto', got {resident!r}")
+        if sync_every is not None and (not isinstance(sync_every, int) or sync_every < 1):
+            raise ValueError(f"sync_every must be a positive number of steps, got {sync_every!r}")
         self.rank, self.world = init_distributed()          # (0, 1) unless started by torchrun
         self.device = get_device(device)
         if self.world > 1 and self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.model = model.to(self.device)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.backends.cudnn.benchmark = True           # fixed image sizes: let cuDNN pick its fastest kernels
+        if bf16 is None:                                     # bf16 autocast on GPUs that have it; fp32 weights either way
+            bf16 = cuda and torch.cuda.is_bf16_supported()
+        # losses and records are read to the host every `sync_every` steps (default: 1 on a CPU, 50 on a GPU), so a GPU
+        # step never waits for the host; per-step decisions (on_nan="skip", grad_skip) need every step's numbers
+        self.sync_every = 1 if (on_nan == "skip" or grad_skip is not None) else (sync_every or (50 if cuda else 1))
+        self._pending, self.compile = [], compile
         if optimizers is None:
             optimizers = (model.configure_optimizers() if hasattr(model, "configure_optimizers")
                           else {"loss": torch.optim.Adam(model.parameters(), lr=lr)})
@@ -167,6 +188,8 @@ class Trainer:
                   "find_unused_parameters": idle,   # parameters no optimiser trains (a second stage, trained later)
                   **(ddp_kwargs or {})}
             self.ddp = DistributedDataParallel(_LossOf(self.model), **kw)
+        # opt-in torch.compile of the forward pass and loss (the first steps compile; see benchmarks/glf_throughput.py)
+        self._loss_fn = torch.compile(self.ddp or _LossOf(self.model)) if compile else None
         self.ema_model = None
         if ema_decay is not None:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -181,9 +204,17 @@ class Trainer:
 
     def _make_resident(self, data):
         """The whole data set as tensors on the device (once), when `resident` is True, or 'auto' on a GPU where it
-        takes under a quarter of the memory; batches are then indexed on the device. None when not resident."""
+        takes under a quarter of the memory; batches are then indexed on the device. None when not resident.
+        Image sets stored as uint8 (`ImageTensorDataset`, under any `ImageSubset`s) stay uint8 on the device and are
+        converted per batch exactly as their `__getitem__` does; other sets are stacked from their items."""
         if self.resident is False or (self.resident == "auto" and self.device.type != "cuda") or isinstance(data, DataLoader):
             return None
+        base, idx = base_indices(data)
+        if isinstance(base, ImageTensorDataset) and base.images.dtype == torch.uint8 and base.targets.dim() >= 1:
+            need = base.images.numel() + base.targets.numel() * base.targets.element_size()
+            if self.resident == "auto" and need > torch.cuda.get_device_properties(self.device).total_memory // 4:
+                return None
+            return _U8Resident(base.images.to(self.device), base.targets.to(self.device), idx.to(self.device))
         first = next(iter(DataLoader(data, batch_size=2)))
         parts = first if isinstance(first, (list, tuple)) else [first]
         if not all(isinstance(t, torch.Tensor) for t in parts):
@@ -220,10 +251,14 @@ class Trainer:
                 raise ValueError(f"a batch of {min(len(b) for b in mine)} images cannot be shared by {self.world} processes: "
                                  "use drop_last=True or a batch size of at least the number of processes")
             mine = [_shard(b, self.rank, self.world) for b in mine]
-        if self._resident is not None:        # batches indexed on the device: no loader, no copies
+        if self._resident is not None:        # batches indexed on the device: one index copy per epoch, no loader
             res = self._resident
-            take = (lambda i: [t[i] for t in res]) if isinstance(res, list) else (lambda i: res[i])
-            return batches, (take(torch.as_tensor(b, device=self.device)) for b in mine)
+            take = ((lambda i: [t[i] for t in res]) if isinstance(res, list) else
+                    res.take if isinstance(res, _U8Resident) else (lambda i: res[i]))
+            if not mine:
+                return batches, iter(())
+            flat = torch.as_tensor([i for b in mine for i in b], device=self.device)
+            return batches, (take(i) for i in flat.split([len(b) for b in mine]))
         # the loader gets its own generator: creating an iterator must not draw from the global RNG, or a resumed
         # run (which creates one more iterator) would see different random numbers in the model
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 1)
@@ -233,7 +268,9 @@ class Trainer:
     # ----- one optimisation step -----
     def _step(self, batch) -> dict:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            if self.ddp is None:
+            if self._loss_fn is not None and (self.ddp is None or len(self.optimizers) == 1):
+                terms = self._loss_fn(batch)
+            elif self.ddp is None:
                 terms = self.model.loss(batch)
             elif len(self.optimizers) == 1:   # DDP averages the gradients during backward
                 terms = self.ddp(batch)
@@ -248,10 +285,15 @@ class Trainer:
         if self.world > 1:                    # records are averages over the processes; a NaN on one rank stops all
             dist.all_reduce(values)
             values = values / self.world
-        values = values.cpu().tolist()
-        bad = [k for k, v in zip(names, values) if not math.isfinite(v)]
-        if bad:
-            return self._non_finite(f"loss term(s) {bad} = {[values[names.index(k)] for k in bad]}")
+        if self.sync_every > 1:               # deferred: the numbers stay on the device until `_flush`
+            self._pending.append((self.step + 1, self.epoch, names, values))
+            rec = None
+        else:
+            values = values.cpu().tolist()
+            bad = [k for k, v in zip(names, values) if not math.isfinite(v)]
+            if bad:
+                return self._non_finite(f"loss term(s) {bad} = {[values[names.index(k)] for k in bad]}")
+            rec = dict(zip(names, values))
         for o in self.optimizers.values():
             o.zero_grad(set_to_none=True)
         keys = list(self.optimizers)
@@ -262,8 +304,12 @@ class Trainer:
                 torch.autograd.backward(terms[k], inputs=self.params[k], retain_graph=i < len(keys) - 1)
                 if self.world > 1:
                     self._average_grads(self.params[k])
-        rec = dict(zip(names, values))
-        if self.grad_clip is not None or self.grad_skip is not None:
+        if rec is None and self.grad_clip is not None:   # deferred: the norms join the step's numbers, read later
+            norms = torch.stack([torch.nn.utils.clip_grad_norm_(self.params[k], self.grad_clip).float() for k in keys])
+            step, epoch, names, values = self._pending[-1]
+            self._pending[-1] = (step, epoch, names + [f"grad_norm/{k}" if len(keys) > 1 else "grad_norm" for k in keys],
+                                 torch.cat([values, norms]))
+        elif self.grad_clip is not None or self.grad_skip is not None:
             big = False
             for k in keys:
                 norm = float(torch.nn.utils.clip_grad_norm_(self.params[k], self.grad_clip or math.inf))
@@ -282,6 +328,27 @@ class Trainer:
         if self.ema_model is not None:
             self.ema_model.update_parameters(self.model)
         return rec
+
+    def _flush(self, bar=None):
+        "Read the deferred step numbers in one host transfer: check them (naming the first bad term and its step), record them."
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        sizes = [len(v) for *_, v in pending]
+        flat = torch.cat([v for *_, v in pending]).cpu().tolist()
+        i = 0
+        for (step, epoch, names, _), n in zip(pending, sizes):
+            vals = flat[i:i + n]; i += n
+            bad = [k for k, v in zip(names, vals) if not math.isfinite(v)]
+            if bad:
+                kind = "gradient norm(s)" if all(k.startswith("grad_norm") for k in bad) else "loss term(s)"
+                raise NonFiniteLossError(
+                    f"{type(self.model).__name__}: {kind} {bad} = {[vals[names.index(k)] for k in bad]} at step {step} "
+                    f"(epoch {epoch}; found when the numbers were read at step {self.step}, sync_every={self.sync_every}). "
+                    "Lower the learning rate, clip gradients (grad_clip=...), or pass on_nan='skip'.")
+            self.history.steps.append({"step": step, "epoch": epoch, **dict(zip(names, vals))})
+        if bar is not None and self.history.steps:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in list(self.history.steps[-1].items())[2:6]}, refresh=False)
 
     def _average_grads(self, params):
         "Average the gradients of `params` over the processes in one all-reduce (missing gradients count as zeros)."
@@ -305,6 +372,7 @@ class Trainer:
     # ----- evaluation, checkpoints -----
     def evaluate(self) -> dict:
         "Run `eval_fn(model)` in eval mode without gradients and record the result."
+        self._flush()
         out, t0 = None, time.perf_counter()
         if self.rank == 0:                    # rank 0 evaluates; the others receive its numbers
             was = self.model.training
@@ -324,6 +392,7 @@ class Trainer:
 
     def state_dict(self) -> dict:
         "The full training state (under torchrun a collective call: every process's random generators are gathered)."
+        self._flush()                         # never a checkpoint of a run whose last steps have not been checked
         rng = self._rng_state()
         ranks = None
         if self.world > 1:
@@ -415,7 +484,9 @@ class Trainer:
         previous = signal.signal(signal.SIGINT, on_sigint) if catch else None
         try:
             self._loop(data, total, batch_size, shuffle, drop_last, bar, interrupted, last_ckpt)
+            self._flush(bar)
         except BaseException:
+            self._pending = []
             self.train_time_s, self._fit_start = self.train_time_s + time.perf_counter() - t0, None
             raise
         finally:
@@ -448,6 +519,8 @@ class Trainer:
                     self.history.steps.append({"step": self.step, "epoch": self.epoch, **rec})
                     if self.step % 10 == 0 or self.step == total:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in list(rec.items())[:4]}, refresh=False)
+                elif self._pending and (self.step % self.sync_every == 0 or self.step == total):
+                    self._flush(bar)
                 bar.update(1)
                 if self.eval_fn is not None and self.eval_every and self.step % self.eval_every == 0:
                     self.evaluate()
@@ -467,6 +540,7 @@ class Trainer:
                 if self.step >= total:
                     break
             if self.batch_in_epoch >= len(batches):
+                self._flush(bar)              # epoch records are complete before the epoch counter moves
                 self.epoch += 1; self.batch_in_epoch = 0
                 for s in self.schedulers.values() if self.schedule_every == "epoch" else ():
                     s.step()

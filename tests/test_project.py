@@ -101,3 +101,28 @@ def test_wheel_carries_license_and_weights(tmp_path):
     names = zipfile.ZipFile(next(tmp_path.glob("latentgen-*.whl"))).namelist()
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names), names
     assert "latentgen/weights/mnist-classifier.pt" in names and "latentgen/cli.py" in names
+
+
+def test_every_budget_names_its_gpu_value():
+    """`by_profile(quick, paper)` without `gpu=` raises under the gpu profile (the default on CUDA): every call in the
+    notebooks and the package names one, so no chapter silently falls back to a paper budget on a GPU."""
+    import ast
+    root = Path(__file__).resolve().parents[1]
+    sources = [(p.name, p.read_text()) for p in (root / "latentgen").glob("*.py")]
+    for nb in sorted((root / "nbs").glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        sources += [(f"{nb.name} cell {i}", "".join(c["source"])) for i, c in enumerate(cells) if c["cell_type"] == "code"]
+    missing, seen = [], 0
+    for where, src in sources:
+        try:
+            tree = ast.parse("\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!"))))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "by_profile":
+                seen += 1
+                literal = any(k.arg == "profile" and isinstance(k.value, ast.Constant) for k in node.keywords)
+                if not literal and not any(k.arg == "gpu" for k in node.keywords):   # literal profiles: by_profile's own tests
+                    missing.append(f"{where}: line {node.lineno}")
+    assert seen > 30, seen
+    assert not missing, "by_profile calls without gpu=: " + "; ".join(missing)
