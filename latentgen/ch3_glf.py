@@ -158,8 +158,8 @@ class LatentFlowAE(nn.Module):
         "The paper's d and k (20 and 64 for one-channel data, 64 and 256 for colour); narrower nets in the quick profile."
         c, s, _ = image_shape
         return {"channels": c, "image_size": s, "latent_dim": 20 if c == 1 else 64, "flow_hidden": 64 if c == 1 else 256,
-                "width": by_profile(32, 64, profile), "hidden": by_profile(512, 1024, profile),
-                "stage2_hidden": by_profile(256, 1024, profile)}
+                "width": by_profile(32, 64, profile, gpu="paper"), "hidden": by_profile(512, 1024, profile, gpu="paper"),
+                "stage2_hidden": by_profile(256, 1024, profile, gpu="paper")}
 
     def configure_optimizers(self):
         "The GLF code's optimisers: Adam 1e-3 for the AE; Adam 1e-3, betas (0.8, 0.9), eps 1e-6, wd 2e-5 for the flow."
@@ -283,43 +283,77 @@ class LatentFlowAE(nn.Module):
             return self.decoder(self.encode_dist(x)[0])
 
 # %% ../nbs/ch3_glf.ipynb #2f6bf12f
-def vgg16_features(pretrained: bool = True) -> nn.Module:
-    "torchvision's VGG16 convolutional part; the ImageNet weights are downloaded on first use unless LATENTGEN_OFFLINE is set."
+def vgg16_features(pretrained: bool = True, weights_path: str | Path | None = None) -> nn.Module:
+    """torchvision's VGG16 convolutional part. Pretrained: a local copy of the ImageNet weights from `weights_path` or
+    `$LATENTGEN_VGG16_WEIGHTS` (torchvision's state-dict layout), else torchvision's cached or downloaded file
+    (not downloaded when LATENTGEN_OFFLINE is set)."""
     from torchvision.models import VGG16_Weights, vgg16
     if not pretrained:
         return vgg16(weights=None).features
+    local = weights_path or os.environ.get("LATENTGEN_VGG16_WEIGHTS")
+    if local:
+        if not Path(local).is_file():
+            raise FileNotFoundError(f"VGG16 weights file {local} does not exist")
+        model = vgg16(weights=None)
+        state = torch.load(local, map_location="cpu", weights_only=True)
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"{local} is not a VGG16 state dict in torchvision's layout: {str(e).splitlines()[0][:200]}") from None
+        return model.features
     w = VGG16_Weights.IMAGENET1K_V1
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name
     if not cached.exists() and os.environ.get("LATENTGEN_OFFLINE", "").lower() in ("1", "true", "yes"):
         raise RuntimeError(f"the perceptual loss needs VGG16's ImageNet weights ({w.url}); they are not in "
-                           f"{cached.parent} and downloads are off (LATENTGEN_OFFLINE=1)")
+                           f"{cached.parent} and downloads are off (LATENTGEN_OFFLINE=1); "
+                           "LATENTGEN_VGG16_WEIGHTS can name a local copy")
     return vgg16(weights=w).features
 
 class VGGPerceptual(nn.Module):
-    "Per-image perceptual distance: mean |x − x̂| plus the mean |φ_l(x) − φ_l(x̂)| over VGG16 layers relu1_2, relu2_2, relu3_2 (, relu4_3)."
-    LAYERS = (3, 8, 13, 22)
+    """Per-image perceptual distance (eq. above). `reduction="sum"`: the GLF code's `_VGGDistance`: summed |differences|
+    of the normalised pixels and of VGG16 `features[2, 7, 12(, 21)]`, all but the last level rectified (torchvision's
+    in-place ReLU). `reduction="mean"`: per-term means of post-ReLU `features[3, 8, 13(, 22)]` (this chapter's older variant)."""
+    CONVS = (2, 7, 12, 21)
 
-    def __init__(self, levels: int = 3, pretrained: bool = True):
+    def __init__(self, levels: int = 3, pretrained: bool = True, reduction: str = "sum", weights_path=None):
         super().__init__()
-        if not 1 <= levels <= len(self.LAYERS):
-            raise ValueError(f"levels must be in 1..{len(self.LAYERS)}, got {levels}")
-        self.cuts = self.LAYERS[:levels]
-        self.features = vgg16_features(pretrained)[: self.cuts[-1] + 1].eval().requires_grad_(False)
+        if not 1 <= levels <= len(self.CONVS):
+            raise ValueError(f"levels must be in 1..{len(self.CONVS)}, got {levels}")
+        if reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' (the authors') or 'mean', got {reduction!r}")
+        self.levels, self.reduction = levels, reduction
+        self.cuts = self.CONVS[:levels] if reduction == "sum" else tuple(c + 1 for c in self.CONVS[:levels])
+        self.features = vgg16_features(pretrained, weights_path)[: self.cuts[-1] + 1].eval().requires_grad_(False)
+        for m in self.features:                                # no in-place side effects: every level is explicit
+            if isinstance(m, nn.ReLU):
+                m.inplace = False
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
     def train(self, mode: bool = True):
         return super().train(False)                       # VGG stays a fixed feature extractor
 
+    def normalise(self, x):
+        "Images in [0, 1] as VGG sees them: the authors' loaders' normalisation, grey images on three channels."
+        if self.reduction == "sum" and x.shape[1] == 1:
+            return ((x - 0.5) / 0.5).expand(-1, 3, -1, -1)
+        return (x.expand(-1, 3, -1, -1) - self.mean) / self.std
+
     def forward(self, x, x_hat) -> torch.Tensor:
         if x.shape != x_hat.shape:
             raise ValueError(f"images and reconstructions differ in shape: {tuple(x.shape)} vs {tuple(x_hat.shape)}")
-        d = (x - x_hat).abs().flatten(1).mean(1)
-        h = torch.cat([x, x_hat]).expand(-1, 3, -1, -1)
-        h = (h - self.mean) / self.std
+        red = (lambda t: t.flatten(1).sum(1)) if self.reduction == "sum" else (lambda t: t.flatten(1).mean(1))
+        if self.reduction == "sum":
+            h = self.normalise(torch.cat([x, x_hat]))
+            a, b = h.chunk(2)
+            d = red((a - b).abs())                        # grey images count three times, as in their code
+        else:
+            d = red((x - x_hat).abs())
+            h = self.normalise(torch.cat([x, x_hat]))
         for i, layer in enumerate(self.features):
             h = layer(h)
             if i in self.cuts:
-                a, b = h.chunk(2)
-                d = d + (a - b).abs().flatten(1).mean(1)
+                f = h if (self.reduction == "mean" or i == self.cuts[-1]) else torch.relu(h)   # the in-place ReLU's effect
+                a, b = f.chunk(2)
+                d = d + red((a - b).abs())
         return d
