@@ -72,16 +72,26 @@ def warmup_cosine(start: float = 6e-5, peak: float = 6e-4, final: float = 3e-4, 
 
 # %% ../nbs/ch4_hvae.ipynb #45c434d0
 class ResBlock(nn.Module):
-    "A BigGAN-style residual block without resampling: x + conv3(gelu(conv3(gelu(x)))), the last conv scaled down at init."
-    def __init__(self, ch: int, out: int | None = None, hidden: int | None = None, residual: bool = True, zero_last: bool = False):
+    """A BigGAN-style residual block without resampling: x + conv3(gelu(conv3(gelu(x)))), the last conv scaled down at init.
+    `num_classes > 0`: the class enters as in the authors' blocks (`visual_vae/torch/nn.py: ResBlock`): an embedding of
+    width ch/4 (index `num_classes`: no label), projected to the input's channels and added to the input."""
+    def __init__(self, ch: int, out: int | None = None, hidden: int | None = None, residual: bool = True, zero_last: bool = False,
+                 num_classes: int = 0):
         super().__init__()
         out, hidden = out or ch, hidden or ch
+        self.label = (nn.Sequential(nn.Embedding(num_classes + 1, max(ch // 4, 4)), nn.Linear(max(ch // 4, 4), ch))
+                      if num_classes else None)
         self.residual = residual and out == ch
         self.c1, self.c2 = nn.Conv2d(ch, hidden, 3, 1, 1), nn.Conv2d(hidden, out, 3, 1, 1)
         if zero_last:
             nn.init.zeros_(self.c2.weight); nn.init.zeros_(self.c2.bias)
-    def forward(self, x):
-        h = self.c2(F.gelu(self.c1(F.gelu(x))))
+    def forward(self, x, y=None):
+        inp = x
+        if self.label is not None:
+            if y is None:
+                raise ValueError("this block is class-conditional: pass labels (the null label is num_classes)")
+            inp = x + self.label(y)[:, :, None, None]
+        h = self.c2(F.gelu(self.c1(F.gelu(inp))))
         return x + h if self.residual else h
 
 _SOFTPLUS_ONE = math.log(math.e - 1)                     # softplus(_SOFTPLUS_ONE) = 1
@@ -95,30 +105,23 @@ class TopDownBlock(nn.Module):
     def __init__(self, width: int, z_channels: int, num_classes: int = 0):
         super().__init__()
         self.zc = z_channels
-        self.prior = ResBlock(width, 2 * z_channels + width, residual=False, zero_last=True)
-        self.posterior = ResBlock(2 * width, 2 * z_channels, hidden=width, residual=False)
+        # the class (if any) enters every block, as in the authors' code: the prior and the shared block see the
+        # generator's label (dropped to the null label with prob. label_drop), the posterior the true one
+        self.prior = ResBlock(width, 2 * z_channels + width, residual=False, zero_last=True, num_classes=num_classes)
+        self.posterior = ResBlock(2 * width, 2 * z_channels, hidden=width, residual=False, num_classes=num_classes)
         self.z_proj = nn.Conv2d(z_channels, width, 1)
-        self.res = ResBlock(width)
-        self.embed = nn.Embedding(num_classes + 1, width) if num_classes else None       # last index: no label
-        self.embed_q = nn.Embedding(num_classes, width) if num_classes else None
-        for e in (self.embed, self.embed_q):                 # zero at init: labels start as a no-op, learned from there
-            if e is not None:
-                nn.init.zeros_(e.weight)
+        self.res = ResBlock(width, num_classes=num_classes)
 
     def prior_params(self, h, y_gen=None):
-        if self.embed is not None:
-            h = h + self.embed(y_gen)[:, :, None, None]
-        pm, pv, h_add = self.prior(h).split([self.zc, self.zc, h.shape[1]], 1)
+        pm, pv, h_add = self.prior(h, y_gen).split([self.zc, self.zc, h.shape[1]], 1)
         return pm, _logvar(pv), h + h_add
 
     def posterior_params(self, h, enc, y=None):
-        if self.embed_q is not None:
-            enc = enc + self.embed_q(y)[:, :, None, None]
-        qm, qv = self.posterior(torch.cat([h, enc], 1)).chunk(2, 1)
+        qm, qv = self.posterior(torch.cat([h, enc], 1), y).chunk(2, 1)
         return qm, _logvar(qv)
 
-    def update(self, h, z):
-        return self.res(h + self.z_proj(z))
+    def update(self, h, z, y_gen=None):
+        return self.res(h + self.z_proj(z), y_gen)
 
 @register_model("hvae")
 class HierarchicalVAE(nn.Module):
@@ -142,7 +145,8 @@ class HierarchicalVAE(nn.Module):
         self.conditional = num_classes > 0
         self.n_dims = channels * image_size ** 2
         self.enc_in = nn.Conv2d(channels, width, 3, 1, 1)
-        self.enc = nn.ModuleDict({str(r): nn.Sequential(*[ResBlock(width) for _ in range(enc_blocks)]) for r in resolutions})
+        self.enc = nn.ModuleDict({str(r): nn.ModuleList([ResBlock(width, num_classes=num_classes) for _ in range(enc_blocks)])
+                                  for r in resolutions})
         self.h0 = nn.Parameter(torch.zeros(1, width, resolutions[0], resolutions[0]))
         self.blocks = nn.ModuleList([TopDownBlock(width, z_channels, num_classes) for n in layers for _ in range(n)])
         self.block_res = [r for r, n in zip(resolutions, layers) for _ in range(n)]
@@ -156,23 +160,25 @@ class HierarchicalVAE(nn.Module):
         c, s, _ = image_shape
         res = tuple(r for r in (1, 4, 7, 8, 14, 16, 28, 32, 64) if r <= s and s % r == 0)
         paper_layers = {1: 3, 4: 5, 7: 7, 8: 7, 14: 10, 16: 10, 28: 14, 32: 14, 64: 14}
+        gpu_layers = {1: 2, 4: 3, 7: 4, 8: 4, 14: 4, 16: 4, 28: 4, 32: 4, 64: 4}     # gpu: a fifth of the depth, half the width
         return {"channels": c, "image_size": s, "resolutions": res,
-                "layers": tuple(by_profile(1, paper_layers[r], profile) for r in res),
-                "width": by_profile(16, 128, profile), "z_channels": by_profile(4, 16, profile),
-                "enc_blocks": by_profile(1, 3, profile)}
+                "layers": tuple(by_profile(1, paper_layers[r], profile, gpu=gpu_layers[r]) for r in res),
+                "width": by_profile(16, 128, profile, gpu=64), "z_channels": by_profile(4, 16, profile, gpu=16),
+                "enc_blocks": by_profile(1, 3, profile, gpu=2)}
 
     def configure_optimizers(self):
         "Adamax with the authors' betas; `lr` is the peak rate (the schedule, `warmup_cosine`, multiplies it)."
         return {"loss": torch.optim.Adamax(self.parameters(), lr=self.lr, betas=(0.9, 0.999))}
 
     # ---- the networks ----
-    def encode(self, x):
-        "Bottom-up features at every resolution, for x in [-1, 1]."
+    def encode(self, x, y=None):
+        "Bottom-up features at every resolution, for x in [-1, 1] (class-conditional: with the true labels y)."
         h, acts = self.enc_in(x), {}
         for r in reversed(self.resolutions):
             if h.shape[-1] != r:
                 h = F.adaptive_avg_pool2d(h, r)
-            h = self.enc[str(r)](h)
+            for blk in self.enc[str(r)]:
+                h = blk(h, y)
             acts[r] = h
         return acts
 
@@ -196,9 +202,9 @@ class HierarchicalVAE(nn.Module):
     def top_down(self, x, y=None, n_posterior: int | None = None, drop_labels: bool = False):
         """Run the generator on x: posterior latents for the first `n_posterior` layers (all by default), prior samples
         after. Returns (decoder output, per-layer KL [B, L] of the posterior layers, zeros after)."""
-        acts = self.encode(x)
         n = len(x)
         y_gen, y_q = self._labels(y, n, x.device, drop_labels)
+        acts = self.encode(x, y_q)
         n_posterior = len(self.blocks) if n_posterior is None else n_posterior
         h, kls = self._h0(n), []
         for i, (blk, r) in enumerate(zip(self.blocks, self.block_res)):
@@ -212,7 +218,7 @@ class HierarchicalVAE(nn.Module):
             else:
                 z = pm + (0.5 * plv).exp() * torch.randn_like(pm)
                 kls.append(torch.zeros(n, device=x.device))
-            h = blk.update(h, z)
+            h = blk.update(h, z, y_gen)
         return self.out(F.gelu(h)), torch.stack(kls, 1)
 
     @torch.no_grad()
@@ -238,8 +244,8 @@ class HierarchicalVAE(nn.Module):
                     label_gap.append(float(gaussian_kl(pm, plv, pmu, plvu).mean()))
                 pm, plv = guided_gaussian(pm, plv, pmu, plvu, m, v)
             z = pm + temperature * (0.5 * plv).exp() * torch.randn_like(pm)
-            hc = blk.update(hc, z)
-            hu = blk.update(hu, z) if guided else None
+            hc = blk.update(hc, z, y_gen)
+            hu = blk.update(hu, z, y_null) if guided else None
         return self.out(F.gelu(hc))
 
     # ---- output layers ----
