@@ -80,7 +80,8 @@ def throughput(row, device, steps, tiny, data):
     batch = 8 if tiny else batch
     seed_everything(0)
     model = build_model(name, **config(name, variant, ds.image_shape, tiny))
-    t = Trainer(model, device=device, progress=False, seed=0)
+    # tiny (no CUDA): bf16 autocast on the CPU anyway, so that CI runs every model through the autocast path
+    t = Trainer(model, device=device, progress=False, seed=0, bf16=True if tiny else None)
     warm = 1 if tiny else 10
     t.fit(ds, steps=warm, batch_size=batch)                 # compiles kernels, autotunes, moves the data
     if device.type == "cuda":
