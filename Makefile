@@ -8,7 +8,7 @@ SHARED_DATA ?= ../shared/data
 export LATENTGEN_DATA ?= $(CURDIR)/data
 export MPLBACKEND ?= Agg
 
-.PHONY: install data book test unit bench gpu-check
+.PHONY: install data book test unit bench gpu-check browser
 
 install:
 	$(PY) -m pip install -e ".[dev]"
@@ -25,8 +25,16 @@ book: install data
 # executed once, by the book build (test_book_builds_without_warnings: raise_on_error, -W)
 NBVAL := $(filter-out nbs/07_metrics.ipynb,$(wildcard nbs/0*.ipynb))
 
-test: install data
+test: install data browser
 	LATENTGEN_PROGRESS=0 LATENTGEN_RETRAIN=1 $(PY) -m pytest --nbval-lax tests $(NBVAL)
+
+# Chromium (a system package) for tests/test_rendered_pages.py, which opens every built page in a headless browser;
+# installed with apt where this runs as root, else the test is skipped with a message
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "note: no Chromium here; tests/test_rendered_pages.py will be skipped (apt-get install chromium)"
 
 # fast loop while developing: unit tests only (no notebooks, no book)
 unit:
