@@ -8,7 +8,7 @@ SHARED_DATA ?= ../shared/data
 export LATENTGEN_DATA ?= $(CURDIR)/data
 export MPLBACKEND ?= Agg
 
-.PHONY: install data book test unit bench gpu-check browser
+.PHONY: install data book test unit bench gpu-check browser book-from-results
 
 install:
 	$(PY) -m pip install -e ".[dev]"
@@ -20,6 +20,12 @@ data:
 
 book: install data
 	jupyter-book build . --all -W -n --keep-going
+
+# the book of a profile whose chapters ran elsewhere (a GPU): executed notebooks committed under
+# results/<chapter>/<profile>/ are shown as they are, the toolbox pages run here; trains nothing. PROFILE=gpu|paper
+PROFILE ?= gpu
+book-from-results: install data
+	$(PY) tools/book_from_results.py --profile $(PROFILE)
 
 # nbval runs the cheap toolbox notebooks; the metrics notebook (its calibration trains two VAEs) and the chapters are
 # executed once, by the book build (test_book_builds_without_warnings: raise_on_error, -W)
