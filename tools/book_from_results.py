@@ -11,6 +11,7 @@ same warnings-as-errors settings as `make book`. No model is trained.
 """
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -65,7 +66,8 @@ def main(argv=None):
     (src / "_config.yml").write_text(cfg)
     print(f"{args.profile} book: executed copies {used or 'none'}; not run: {missing or 'none'}", flush=True)
     r = subprocess.run(["jupyter-book", "build", str(src), "--all", "-W", "-n", "--keep-going", "--path-output", str(out)],
-                       env={**__import__("os").environ, "LATENTGEN_PROFILE": "quick"})   # the toolbox pages run on a CPU
+                       env={"LATENTGEN_DATA": str(ROOT / "data"), **os.environ,   # the pages run from <out>/src/nbs
+                            "LATENTGEN_PROFILE": "quick"})                          # the toolbox pages run on a CPU
     if r.returncode == 0:
         print(f"the {args.profile}-profile book: {out / '_build' / 'html' / 'index.html'}")
     return r.returncode
