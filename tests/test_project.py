@@ -126,3 +126,12 @@ def test_every_budget_names_its_gpu_value():
                     missing.append(f"{where}: line {node.lineno}")
     assert seen > 30, seen
     assert not missing, "by_profile calls without gpu=: " + "; ".join(missing)
+
+
+def test_dashboard_runs_after_the_chapters():
+    """The book build executes pages in sorted order of their names, not in the table of contents' order; the dashboard
+    reads the chapters' results files, so its name must sort after every chapter's (else a fresh build shows 'not run')."""
+    nbs = Path(__file__).resolve().parents[1] / "nbs"
+    chapters = sorted(p.stem for p in nbs.glob("ch*.ipynb"))
+    assert chapters and all(c < "results_dashboard" for c in chapters), chapters
+    assert (nbs / "results_dashboard.ipynb").is_file()

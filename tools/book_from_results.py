@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = {"ch1_vae": "ch1", "ch2_cvae_nf": "ch2", "ch3_glf": "ch3", "ch4_hvae": "ch4", "10_dashboard": "dashboard"}
+CHAPTERS = {"ch1_vae": "ch1", "ch2_cvae_nf": "ch2", "ch3_glf": "ch3", "ch4_hvae": "ch4", "results_dashboard": "dashboard"}
 
 
 def executed_copy(results: Path, chapter: str, profile: str, name: str) -> Path | None:
