@@ -1,5 +1,6 @@
 """Every page of the built book, opened in a real headless browser (Chromium from the system packages, driven by
-Playwright): after MathJax has typeset the page no raw TeX is visible, every image has loaded, and no script threw.
+Playwright): after MathJax has typeset the page no raw TeX and no unparsed Markdown table is visible, every image has loaded,
+and no script threw.
 
 The book is built by tests/test_project.py::test_book_builds_without_warnings, which runs first (file order);
 `LATENTGEN_BOOK_HTML` points the test at another build. MathJax is served from the book itself
@@ -18,6 +19,9 @@ pytestmark = pytest.mark.book
 
 # TeX that MathJax should have replaced; checked in the page's prose and rendered outputs, not in code
 RAW_TEX = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\(?:mathcal|frac|sigma|mathbb|sum|log|mid|operatorname)\b")
+
+# a Markdown table that was not parsed shows its rows as text lines between pipes
+RAW_TABLE = re.compile(r"^[ \t]*\|.*\|[ \t]*$", re.M)
 
 VISIBLE_TEXT = """() => {
   const root = (document.querySelector('main') || document.body).cloneNode(true);
@@ -44,6 +48,7 @@ def chromium() -> str | None:
 def test_raw_tex_pattern_catches_unrendered_math():
     assert RAW_TEX.search(r"the prior \(\mathcal N(0, I)\)") and RAW_TEX.search("$$x^2$$")
     assert not RAW_TEX.search("a price of $5 and a path $LATENTGEN_DATA")
+    assert RAW_TABLE.search("text\n| a | b |\n| --- | --- |\n") and not RAW_TABLE.search("a | b in prose")
 
 
 def test_every_page_renders_math_and_images_without_errors():
@@ -71,10 +76,13 @@ def test_every_page_renders_math_and_images_without_errors():
                 math_pages += state == "typeset" and page.locator("mjx-container").count() > 0
                 text = page.evaluate(VISIBLE_TEXT)
                 raw = sorted({m.group(0) for m in RAW_TEX.finditer(text)})
+                tables = RAW_TABLE.findall(text)
                 broken = page.evaluate(BROKEN_IMAGES)
                 name = path.name
                 if raw:
                     problems.append(f"{name}: raw TeX visible {raw[:5]}")
+                if tables:
+                    problems.append(f"{name}: {len(tables)} Markdown table rows shown as text, e.g. {tables[0].strip()[:80]!r}")
                 if broken:
                     problems.append(f"{name}: broken images {broken[:5]}")
                 if errors:
