@@ -12,7 +12,12 @@ import pytest
 EVAL_FALSE = re.compile(r"^\s*#\|\s*eval\s*:\s*false\s*$", re.M)
 
 os.environ.setdefault("LATENTGEN_PROGRESS", "0")   # no progress bars in test logs
-os.environ.setdefault("MPLBACKEND", "Agg")
+
+# Agg for the test process only (figures drawn by unit tests go nowhere); not through MPLBACKEND, which every
+# notebook kernel that nbval or the book build starts would inherit (their setup cell overrides it in any case)
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
 
 
 def pytest_collection_modifyitems(config, items):

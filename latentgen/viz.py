@@ -103,7 +103,7 @@ def plot_history(history, keys=None, smooth: int = 1, logy: bool = False, ncols:
     if not keys:
         raise ValueError("nothing to plot: the history has no terms")
     ncols = min(ncols, len(keys)); nrows = math.ceil(len(keys) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.8 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, 2.6 * nrows), squeeze=False)   # 3 columns: 9.3 in, legible at the page's width
     overlay = len(runs) > 1
     for ax, k in zip(axes.flat, keys):
         for i, (label, series) in enumerate(runs.items()):
@@ -133,13 +133,32 @@ def stamp(fig, profile: str, data: str, extra: str | None = None):
     return fig
 
 # %% ../nbs/02_viz.ipynb #642a8bd0
-def save_figure(fig, chapter: str, name: str, profile: str | None = None, root=None, dpi: int = 120):
-    "Save `fig` as `<root>/<chapter>/<profile>/figures/<name>.png` (root: `config.results_root()`); returns the path."
-    from latentgen.config import get_profile, is_main_process, results_root
+def _in_notebook() -> bool:
+    "True inside a Jupyter kernel (where `display` reaches a page), False in scripts and plain IPython."
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    ip = get_ipython()
+    return ip is not None and hasattr(ip, "kernel")
+
+def save_figure(fig, chapter: str, name: str, profile: str | None = None, root=None, dpi: int = 120,
+                show: bool | None = None):
+    """Save `fig` as `<root>/<chapter>/<profile>/figures/<name>.png` (root: `config.results_root()`); returns the path.
+    `show` (default: inside a notebook) displays the saved PNG bytes and closes `fig`: the page shows the file."""
+    import io
+    from latentgen.config import atomic_write_bytes, get_profile, is_main_process, results_root
     if not name or "/" in name or "\\" in name:
         raise ValueError(f"a figure name must be a plain file name without folders, got {name!r}")
     path = Path(root if root is not None else results_root()) / chapter / get_profile(profile) / "figures" / f"{name}.png"
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    png = buf.getvalue()
     if is_main_process():               # under torchrun every process draws the figure; rank 0 saves it
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        atomic_write_bytes(path, png)
+    if _in_notebook() if show is None else show:
+        from IPython.display import Image, display
+        display(Image(data=png, format="png"))
+        plt.close(fig)                  # shown once, as saved (the inline backend would draw it a second time)
     return path

@@ -2,6 +2,7 @@
 import filecmp
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,13 +52,59 @@ def test_nbdev_export_leaves_no_diff(tmp_path):
 
 @pytest.mark.book
 def test_book_builds_without_warnings():
-    "Executes every notebook in the active profile (quick on CPU) and renders _build/html; -W fails on any warning."
+    """Executes every notebook in the active profile (quick on CPU) and renders _build/html; -W fails on any warning.
+    Built with MPLBACKEND=Agg in the kernels' environment, as a user's shell may have it: the pages must show their
+    figures all the same (tests/test_rendered_pages.py counts them)."""
     r = subprocess.run(["jupyter-book", "build", str(ROOT), "--all", "-W", "-n", "--keep-going"],
-                       cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LATENTGEN_PROGRESS": "0"})
+                       cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "LATENTGEN_PROGRESS": "0", "MPLBACKEND": "Agg"})
     assert r.returncode == 0, (r.stdout[-6000:] + r.stderr[-6000:])
     missing = [p.name for p in sorted((ROOT / "nbs").glob("*.ipynb"))
                if not (ROOT / "_build" / "html" / "nbs" / f"{p.stem}.html").exists()]
     assert not missing, f"notebooks not rendered (are they in _toc.yml?): {missing}"
+
+
+def test_figures_inline_whatever_the_environment_says(tmp_path):
+    """A notebook executed by a kernel whose environment says MPLBACKEND=Agg (a Makefile, a user's shell) still shows
+    its figures: the setup cell selects the inline backend. 02_viz draws six figures; under Agg it showed none."""
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.read(ROOT / "nbs" / "02_viz.ipynb", as_version=4)
+    env = {**os.environ, "MPLBACKEND": "Agg", "LATENTGEN_RESULTS": str(tmp_path)}
+    old = dict(os.environ)
+    os.environ.update(env)                     # the kernel inherits this process's environment
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "nbs")}}).execute()
+    finally:
+        os.environ.clear(); os.environ.update(old)
+    images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                 if "image/png" in o.get("data", {}))
+    assert images >= 6, f"02_viz showed {images} figures under MPLBACKEND=Agg"
+
+
+def test_setup_cell_and_repository_address_agree_everywhere():
+    """Every notebook starts with the same setup cell (tools/setup_cell.py: inline figures, install from the package
+    index, else from settings.ini's git_url); the launch buttons, the README and the front page name that address."""
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "setup_cell.py"), "--check"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    import configparser
+    cfg = configparser.ConfigParser(delimiters=["="]); cfg.read(ROOT / "settings.ini")
+    url = cfg["DEFAULT"]["git_url"]
+    assert f"url: {url}\n" in (ROOT / "_config.yml").read_text()
+    for doc in ("README.md", "nbs/index.md"):
+        text = (ROOT / doc).read_text()
+        others = set(re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", text)) - {url}
+        assert url in text and not others, f"{doc} names {others or 'no repository'}; settings.ini says {url}"
+
+
+def test_merged_streams_leave_the_notebook_alone_and_show_each_line_once():
+    "The book's stream merge (_ext/stream_merge.py) works on a copy: merging twice gives the same text, once."
+    from nbformat import NotebookNode
+    from stream_merge import merge_copy
+    outs = [NotebookNode(output_type="stream", name="stdout", text=t) for t in ("run: 10 steps in 1.0s\n", "run: trained\n")]
+    once, twice = merge_copy(outs), merge_copy(outs)
+    assert once == twice and once[0]["text"] == "run: 10 steps in 1.0s\nrun: trained\n"
+    assert [o["text"] for o in outs] == ["run: 10 steps in 1.0s\n", "run: trained\n"]
 
 
 def test_nbval_skips_exactly_the_eval_false_cells():

@@ -1,0 +1,81 @@
+"""The first code cell of every notebook: figures inline, and latentgen installed where it is missing (Colab).
+
+    python tools/setup_cell.py          # write the cell into every notebook of nbs/
+    python tools/setup_cell.py --check  # exit 1 if a notebook's setup cell differs (tests/test_project.py runs this)
+
+One text for all notebooks, with the repository address taken from `settings.ini`'s `git_url`, so the install cell,
+the launch buttons (`_config.yml`), the README and the front page cannot disagree (the test checks those too).
+
+Why `%matplotlib inline` here: a kernel started with `MPLBACKEND=Agg` in its environment (a Makefile, a user's shell)
+keeps matplotlib on Agg, and a notebook executed that way displays no figure at all; the magic selects the inline
+backend whatever the environment says, in Jupyter, in the book build, under nbval and in Colab.
+"""
+import argparse
+import json
+import sys
+from configparser import ConfigParser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MARK = "# Setup (every notebook):"
+
+
+def git_url(root: Path = ROOT) -> str:
+    cfg = ConfigParser(delimiters=["="])
+    cfg.read(root / "settings.ini", encoding="utf-8")
+    return cfg["DEFAULT"]["git_url"]
+
+
+def setup_source(url: str) -> str:
+    return f'''{MARK} figures inline whatever MPLBACKEND says, and latentgen installed where it is missing (Colab)
+%matplotlib inline
+import importlib.util, subprocess, sys
+if importlib.util.find_spec("latentgen") is None:
+    REPO = "{url}"   # settings.ini: git_url
+    for target in ("latentgen", f"git+{{REPO}}"):   # the published package first, the repository as a fallback
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", target], capture_output=True, text=True)
+        if r.returncode == 0:
+            break
+    else:
+        raise RuntimeError(f"could not install latentgen, neither from the package index nor from {{REPO}}.\\n"
+                           f"pip said: {{(r.stderr or r.stdout).strip()[-1200:]}}\\n"
+                           "What to do: check that this runtime reaches the internet, then run this cell again; "
+                           "or install by hand with `pip install latentgen` (or `pip install git+REPO`) and restart.")'''
+
+
+def setup_index(nb: dict) -> int | None:
+    "Index of the notebook's setup cell (the old install cell counts), or None."
+    for i, c in enumerate(nb["cells"]):
+        src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        if c["cell_type"] == "code" and (src.startswith(MARK) or 'find_spec("latentgen")' in src):
+            return i
+    return None
+
+
+def main(argv=None) -> int:
+    a = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    a.add_argument("--check", action="store_true", help="report notebooks whose setup cell differs; change nothing")
+    args = a.parse_args(argv)
+    want = setup_source(git_url())
+    bad = []
+    for path in sorted((ROOT / "nbs").glob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        i = setup_index(nb)
+        have = None if i is None else "".join(nb["cells"][i]["source"])
+        if have == want:
+            continue
+        bad.append(path.name)
+        if not args.check:
+            if i is None:
+                raise SystemExit(f"{path}: no setup cell to replace; add one after the title")
+            nb["cells"][i]["source"] = want.splitlines(keepends=True)
+            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if args.check and bad:
+        print("setup cell differs from tools/setup_cell.py in: " + ", ".join(bad) + " (run: python tools/setup_cell.py)")
+        return 1
+    print(("rewrote " if bad else "all setup cells current") + (", ".join(bad) if bad else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
