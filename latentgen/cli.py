@@ -2,20 +2,21 @@
 
 # %% ../nbs/09_cli.ipynb #ff061e71
 from __future__ import annotations
-import argparse, importlib, io, json, os, pkgutil, shlex, sys, time, zipfile
+import argparse, importlib, io, json, os, pkgutil, shlex, sys, time, warnings, zipfile
 from pathlib import Path
 
 import torch
 
 import latentgen
 from .config import (PROFILES, atomic_write_bytes, barrier, dist_info, get_device, get_profile, init_distributed,
-                              is_main_process, remove_stale_tmp, results_path, save_results, seed_everything, sha256_file)
-from .data import DATASETS, ImageSubset, base_indices, data_status, load_dataset, prepare_offline, split_holdout
+                              is_main_process, remove_stale_tmp, results_path, save_results, sealed_json_bytes,
+                              seed_everything, sha256_file)
+from .data import DATASETS, ImageSubset, base_indices, data_roots, data_status, load_dataset, prepare_offline, split_holdout
 from .models import MODELS, build_model, config_keys, load_model, nonfinite_tensors, save_model
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'USER_ERRORS', 'UserError', 'cmd_data', 'cmd_models', 'cmd_train', 'cmd_sample', 'cmd_metrics',
-           'cmd_convert', 'cmd_evaluate', 'cmd_notebook', 'build_parser', 'main']
+__all__ = ['SEED_MAX', 'RUN_FILES', 'SAMPLE_BATCH', 'USER_ERRORS', 'UserError', 'cmd_data', 'cmd_models', 'RunLock', 'cmd_train',
+           'cmd_sample', 'cmd_metrics', 'cmd_convert', 'cmd_evaluate', 'cmd_notebook', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #59a05c27
 class UserError(Exception):
@@ -36,10 +37,23 @@ def _number(kind, low: float, strict: bool):
             raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got {v!r}") from None
         if x < low or (strict and x == low) or x != x:
             raise argparse.ArgumentTypeError(f"must be {'greater than' if strict else 'at least'} {low}, got {v}")
+        if x in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {v}")
         return x
     return parse
 
 _positive_int, _count, _positive_float = _number(int, 1, False), _number(int, 0, False), _number(float, 0, True)
+SEED_MAX = 2**32 - 1
+
+def _seed(v: str) -> int:
+    "An argparse type: a seed, a whole number from 0 to 2**32 - 1 (what every generator latentgen seeds accepts)."
+    try:
+        x = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {SEED_MAX}, got {v!r}") from None
+    if not 0 <= x <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {SEED_MAX}, got {v}")
+    return x
 
 def _parse_value(v: str):
     try:
@@ -58,10 +72,30 @@ def _overrides(model: str, pairs) -> dict:
             raise UserError(f"{model} has no config key {k!r}; its keys are {', '.join(keys)} (see `latentgen models`)")
         val, default = _parse_value(v), keys[k]
         number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)
-        if number(default) and not number(val):
+        kinds = _annotated_kinds(model, k)     # from the signature: `rec_weight: float | None = None` is a number too
+        if (number(default) or kinds & {"int", "float"}) and not number(val) and not (val is None and "None" in kinds):
             raise UserError(f"--set {k}={v}: {k} is a number (default {default!r})")
+        if number(val):
+            if val != val or val in (float("inf"), float("-inf")):
+                raise UserError(f"--set {k}={v}: {k} must be a finite number")
+            if "int" in kinds and "float" not in kinds and not isinstance(val, int):
+                raise UserError(f"--set {k}={v}: {k} is a whole number (default {default!r})")
+            if (k == "lr" or k.endswith("_lr")) and val <= 0:
+                raise UserError(f"--set {k}={v}: a learning rate must be greater than 0")
+            if (k == "beta" or k.endswith("weight") or k.endswith("_std")) and val < 0:
+                raise UserError(f"--set {k}={v}: {k} must be at least 0")
+            if number(default) and isinstance(default, int) and default >= 0 and val < 0:
+                raise UserError(f"--set {k}={v}: {k} must be at least 0 (default {default!r})")
         out[k] = val
     return out
+
+def _annotated_kinds(model: str, key: str) -> set:
+    "The type names of `key` in the model's `__init__` annotation (`float | None` -> {'float', 'None'}); empty if none."
+    import inspect
+    p = inspect.signature(MODELS[model].__init__).parameters.get(key)
+    ann = p.annotation if p is not None and p.annotation is not inspect.Parameter.empty else ""
+    ann = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
+    return {t.strip() for t in ann.replace("Optional[", "None|").replace("]", "").split("|") if t.strip()}
 
 def _one_line(e: BaseException) -> str:
     msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
@@ -71,6 +105,9 @@ def _writable_folder(folder: Path, what: str) -> Path:
     "Create `folder` if needed and prove that it can be written, before any work starts."
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{what} {folder} is a file, not a folder")
+    if folder.is_symlink() and not folder.exists():
+        raise UserError(f"{what} {folder} is a symbolic link to {os.readlink(folder)}, which does not exist; "
+                        "create that folder, or remove the link")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test{os.getpid()}"
@@ -82,11 +119,19 @@ def _writable_folder(folder: Path, what: str) -> Path:
 # %% ../nbs/09_cli.ipynb #beb03694
 def cmd_data(args):
     if args.action == "check":
+        if args.root and not Path(args.root).expanduser().is_dir():
+            raise UserError(f"--root {args.root} is not a folder; give the folder that holds MNIST/, cifar10-jpg/ ... "
+                            "or leave --root out to search $LATENTGEN_DATA, ./data and ../data")
         rows = data_status(args.root)
         w = max(len(r["dataset"]) for r in rows)
         for r in rows:
             print(f"{r['dataset']:<{w}}  {r['split']:<10}  {r['status']:<10}  {r['found'] or ''}"
                   + (f"  ({r['detail']})" if r["detail"] else ""))
+        searched = ", ".join(str(r) for r in data_roots(args.root))
+        print(f"searched: {searched} (and scikit-learn's bundled digits)")
+        if all(r["status"] == "missing" for r in rows if r["dataset"] != "digits"):
+            raise UserError(f"no dataset found under {searched}: offline copies are unpacked by `latentgen data prepare "
+                            "--source DIR`; online, torchvision downloads MNIST and CIFAR-10 on first use")
         broken = [f"{r['dataset']} {r['split']}" for r in rows if r["status"] not in ("ok", "missing")]
         if broken:
             raise UserError(f"incomplete or unreadable data: {', '.join(broken)} (details above); "
@@ -114,8 +159,10 @@ def cmd_models(args):
 RUN_FILES = ("model.pt", "trainer.ckpt", "history.json")
 
 def _prepare_run_folder(out: Path, resume: bool, force: bool) -> Path:
-    "Refuse to destroy a run, check that `out` can be written, and clear what a killed run left: all before training."
-    held = [f for f in ("model.pt", "trainer.ckpt") if (out / f).exists()]
+    """Refuse to destroy a run, check that `out` can be written, and clear what a killed run left: all before training.
+    `--force` deletes nothing: the new run does not read the old checkpoint, and each old file is replaced (atomically)
+    only when the new run writes its own, so a new run that fails early leaves the old one whole."""
+    held = [f for f in RUN_FILES if (out / f).exists()]
     if held and not (resume or force):
         raise UserError(f"{out} already holds a run ({', '.join(held)}); use --resume to continue it "
                         "or --force to train a new one in its place")
@@ -123,10 +170,56 @@ def _prepare_run_folder(out: Path, resume: bool, force: bool) -> Path:
         raise UserError(f"{out} holds a model.pt but no trainer.ckpt to resume from; use --force to train again from step 0")
     _writable_folder(out, "the run folder")
     remove_stale_tmp(out)
-    if force:                                  # the new run must not resume the old one's checkpoint by accident
-        for f in ("trainer.ckpt", "history.json"):
-            (out / f).unlink(missing_ok=True)
     return out
+
+class RunLock:
+    """Hold a run folder for one run: `.latentgen.lock` in it, locked with `flock` and holding the owner's pid, host and
+    command. The kernel releases it when its process ends, however it ends (a SIGKILLed run's file is taken over); the
+    file is deleted on a normal exit. A second run into the folder gets a `UserError` naming the holder."""
+    NAME = ".latentgen.lock"
+
+    def __init__(self, folder: str | Path, command: str = ""):
+        self.path, self.command, self.fd = Path(folder) / self.NAME, command, None
+
+    def holder(self) -> str:
+        try:
+            h = json.loads(self.path.read_text())
+            return f"pid {h['pid']} on {h['host']}, since {h['since']}: {h['command']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:                   # no flock (Windows): no lock
+            return self
+        for _ in range(5):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise UserError(f"{self.path.parent} is in use by another latentgen run ({self.holder()}); wait for it "
+                                f"to finish, or give another --out") from None
+            try:                              # the holder may have deleted the file between our open and our lock
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                import socket
+                info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "command": self.command}
+                os.ftruncate(fd, 0); os.write(fd, json.dumps(info).encode())
+                self.fd = fd
+                return self
+            os.close(fd)
+        raise UserError(f"could not lock {self.path.parent}: its lock file keeps changing")
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)  # while still locked: a waiting run opens a new file
+            os.close(self.fd); self.fd = None
+        return False
 
 def _training_data(args):
     "The training images: the split, less `--holdout N` held-out images, then an optional `--subset N` of the rest."
@@ -151,16 +244,25 @@ def cmd_train(args):
     if world > 1 and args.batch_size % world:
         raise UserError(f"--batch-size {args.batch_size} is the global batch: it must be divisible by the {world} processes")
     out = Path(args.out or f"runs/{args.model}-{args.dataset}-{profile}")
-    problem = None
-    if rank == 0:                             # one process checks and clears the folder; all stop on its verdict
+    problem, lock = None, RunLock(out, args.command_line)
+    if rank == 0:                             # one process checks, clears and locks the folder; all stop on its verdict
         try:
             _prepare_run_folder(out, args.resume, args.force)
+            lock.__enter__()
         except UserError as e:
             problem = str(e)
     if world > 1:
         box = [problem]; torch.distributed.broadcast_object_list(box, src=0); problem = box[0]
     if problem:
         raise UserError(problem)
+    try:
+        _train_locked(args, out, profile, device, overrides, rank, world)
+    finally:
+        lock.__exit__()
+
+def _train_locked(args, out, profile, device, overrides, rank, world):
+    "The part of `cmd_train` that runs while this run holds `out`."
+    from latentgen.train import Trainer
     seed_everything(args.seed)
     ds = _training_data(args)
     classes = getattr(base_indices(ds)[0], "classes", None)
@@ -176,15 +278,23 @@ def cmd_train(args):
                 resume=args.resume)
     if getattr(model, "has_second_stage", False):          # fitted after the AE: RAE + GMM, two-stage VAE (chapter 3)
         model.fit_second_stage(ds, batch_size=args.batch_size, seed=args.seed, device=device)
+    diverged = trainer.divergence()           # the same records, so the same verdict, on every process
+    if diverged:                              # a finite blow-up is no model: keep the last good model.pt, if any
+        raise UserError(f"{args.model} on {args.dataset}: {diverged}; model.pt was not written"
+                        + (" (the one there is the previous run's)" if (out / "model.pt").exists() else "")
+                        + f", and {out / 'trainer.ckpt'} holds the diverged state; train again with --force and a lower "
+                        "--lr or --grad-clip")
     if rank == 0:                             # every process holds the same weights; rank 0 writes them
         train_idx = base_indices(ds)[1].to(torch.int32)      # which images of the split trained it: evaluate leaves them out
         save_model(model.cpu(), out / "model.pt", dataset=ds.describe(), train_indices=train_idx, profile=profile,
                    command=args.command_line + (f" (torchrun, {world} processes)" if world > 1 else ""))
-        atomic_write_bytes(out / "history.json", json.dumps(trainer.history.state_dict()).encode())
+        atomic_write_bytes(out / "history.json", sealed_json_bytes(trainer.history.state_dict(), indent=None))
         print(f"saved {out / 'model.pt'} and {out / 'history.json'}")
     barrier()
 
 # %% ../nbs/09_cli.ipynb #c210f360
+SAMPLE_BATCH = 256     # samples drawn per call of model.sample by `latentgen sample`
+
 def cmd_sample(args):
     from latentgen.viz import show_images
     import matplotlib
@@ -195,16 +305,40 @@ def cmd_sample(args):
     formats = FigureCanvasBase.get_supported_filetypes()
     if out.suffix[1:].lower() not in formats:
         raise UserError(f"cannot write {out}: the image formats are {', '.join(sorted(formats))}")
+    import math
+    import matplotlib.pyplot as plt
     model = load_model(args.checkpoint)
     if not hasattr(model, "sample"):
         raise UserError(f"{model.model_name} has no sample(n) method")
+    bad = nonfinite_tensors(model)
+    if bad:
+        raise UserError(f"{args.checkpoint} holds NaN or infinite values ({', '.join(bad[:3])}): the run diverged, and its "
+                        "samples would be blank images; retrain with a lower --lr or with --grad-clip")
+    # at most --per-image samples in one grid (more go to OUT-000.png, OUT-001.png, ...), drawn SAMPLE_BATCH at a time
+    # and written grid by grid: memory stays bounded whatever --n is
+    per = min(args.n, args.per_image)
+    parts = math.ceil(args.n / per)
+    files = [out] if parts == 1 else [out.with_name(f"{out.stem}-{i:03d}{out.suffix}") for i in range(parts)]
     torch.manual_seed(args.seed)
-    x = model.sample(args.n).cpu()
-    ax = show_images(x, nrow=int(args.n ** 0.5 + 0.999), title=f"{model.model_name}: {args.n} samples")
-    buf = io.BytesIO()
-    ax.figure.savefig(buf, format=out.suffix[1:].lower(), bbox_inches="tight", dpi=120)
-    atomic_write_bytes(out, buf.getvalue())
-    print(f"wrote {out}")
+    done = 0
+    for path in files:
+        k = min(per, args.n - done)
+        xs = []
+        for j in range(0, k, SAMPLE_BATCH):
+            x = model.sample(min(SAMPLE_BATCH, k - j)).float().cpu()
+            if not bool(torch.isfinite(x).all()):
+                raise UserError(f"{model.model_name} in {args.checkpoint} made NaN or infinite pixel values (sample "
+                                f"{done + j + 1} on); nothing more was written")
+            xs.append(x)
+        x = torch.cat(xs); cols = int(k ** 0.5 + 0.999); cell = min(1.1, 24 / cols)    # at most ~24 inches wide
+        title = f"{model.model_name}: {args.n} samples" if parts == 1 else f"{model.model_name}: samples {done + 1}-{done + k} of {args.n}"
+        ax = show_images(x, nrow=cols, title=title, figsize=(cell * cols, cell * math.ceil(k / cols) + 0.4))
+        buf = io.BytesIO()
+        ax.figure.savefig(buf, format=out.suffix[1:].lower(), bbox_inches="tight", dpi=120)
+        plt.close(ax.figure); del xs, x
+        atomic_write_bytes(path, buf.getvalue())
+        print(f"wrote {path}")
+        done += k
 
 def cmd_metrics(args):
     from latentgen.metrics import EXTRACTOR_FAMILIES, find_extractor, load_extractor, train_extractor
@@ -240,9 +374,20 @@ def _evaluation_data(args, model):
     model file are left out), or of the `--holdout N` images cut as `train --holdout N` cut them."""
     extra = model.saved_extra or {}
     full = load_dataset(args.dataset, args.split, root=args.root)
-    seen = extra.get("dataset") if isinstance(extra.get("dataset"), dict) else {}   # chapter files may store a name
+    recorded = extra.get("dataset")
+    seen = recorded if isinstance(recorded, dict) else {}   # chapter files may store a name
     same = seen.get("dataset") == full.name and seen.get("split") == full.split
     train_idx = extra.get("train_indices")
+    if not seen and (recorded is None or str(recorded).lower() == full.name):
+        # save_model(model, path) after fit records no data: any image of any split may have trained it
+        what = ("does not record which data trained it" if recorded is None else
+                f"records only that {full.name} trained it, not which split or images")
+        if not args.allow_train_images:
+            raise UserError(f"{args.checkpoint} {what} (saved by save_model without dataset= and train_indices=, e.g. "
+                            "after fit in Python), so the reference images may include its training images and every "
+                            "score would be optimistic; pass --allow-train-images to evaluate it anyway, or save it with "
+                            "save_model(model, path, dataset=data.describe(), train_indices=...)")
+        print(f"warning: {args.checkpoint} {what}: the reference images may include training images", file=sys.stderr)
     if args.holdout:
         pool = split_holdout(full, args.holdout, args.seed)[1]
         ref = pool if args.n >= len(pool) else ImageSubset(pool, args.n, args.seed)
@@ -305,6 +450,8 @@ def cmd_evaluate(args):
         torch.manual_seed(args.seed)
         fm = fidelity(model.sample, ref, n_samples=len(ref), backend=args.backend)
         backend = fm.pop("backend")
+        if "inception" not in backend:      # only InceptionV3 distances are FIDs; the others are FDs in named features
+            fm["fd"] = fm.pop("fid")
         metrics.update(fm)
     dev = next(model.parameters()).device
     cond = bool(getattr(model, "conditional", False))   # conditional models take the targets too
@@ -360,14 +507,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(data, training, sampling, evaluation). The book is built with jupyter-book.")
     p.add_argument("--version", action="version", version=f"latentgen {latentgen.__version__}")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks (also $LATENTGEN_DEBUG=1)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")   # none given: the help, not argparse's one-liner
     def command(name, help):
         c = sub.add_parser(name, help=help, description=help)
         c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
         return c
 
     d = command("data", "check or prepare datasets")
-    d.add_argument("action", choices=["check", "prepare"])
+    d.add_argument("action", choices=["check", "prepare"],
+                   help="check: what is found where (exit 1 if nothing is); prepare: unpack offline copies from --source")
     d.add_argument("--root", help="data root (default: $LATENTGEN_DATA, ./data, ../data)")
     d.add_argument("--source", help="prepare: the folder with offline copies (MNIST/raw/*.gz, cifar10-jpg.zip)")
     d.set_defaults(func=cmd_data)
@@ -376,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = command("train", "train a registered model on a dataset")
     t.add_argument("model", help=f"a registered model ({', '.join(sorted(MODELS)) or 'see latentgen models'})")
-    t.add_argument("--dataset", required=True, choices=DATASETS)
+    t.add_argument("--dataset", required=True, choices=DATASETS, help="the data set to train on")
     t.add_argument("--split", default="train", help="the split to train on (default train; offline MNIST has test only)")
     t.add_argument("--holdout", type=_positive_int, metavar="N",
                    help="keep N seeded images of the split back for evaluation (evaluate leaves them to it)")
@@ -384,8 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     n = t.add_mutually_exclusive_group()
     n.add_argument("--epochs", type=_positive_int, help="total epochs, counting resumed ones (default 1)")
     n.add_argument("--steps", type=_positive_int, help="total optimiser steps, counting resumed ones")
-    t.add_argument("--batch-size", type=_positive_int, default=128)
-    t.add_argument("--seed", type=int, default=0, help="seeds the model, the data order and the subsets")
+    t.add_argument("--batch-size", type=_positive_int, default=128,
+                   help="global batch size, shared out over processes under torchrun (default 128)")
+    t.add_argument("--seed", type=_seed, default=0, help="seeds the model, the data order and the subsets")
     t.add_argument("--lr", type=_positive_float, help="learning rate (the model's config key lr)")
     t.add_argument("--grad-clip", type=_positive_float, metavar="NORM", help="clip each optimiser's gradient norm to NORM")
     t.add_argument("--on-nan", choices=["raise", "skip"], default="raise",
@@ -406,42 +555,56 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     s = command("sample", "draw samples from a saved model into an image grid")
-    s.add_argument("checkpoint"); s.add_argument("--n", type=_positive_int, default=64)
+    s.add_argument("checkpoint", help="a model file written by `latentgen train` (RUN/model.pt)")
+    s.add_argument("--n", type=_positive_int, default=64, help="number of samples (default 64)")
     s.add_argument("--out", default="samples.png", help="image file (png unless its name says otherwise)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0, help="seeds the draws (default 0)")
+    s.add_argument("--per-image", type=_positive_int, default=1024, metavar="N",
+                   help="at most N samples in one grid image; more go to OUT-000.png, OUT-001.png, ... (default 1024)")
     s.set_defaults(func=cmd_sample)
 
     e = command("evaluate", "FD/KID/PR, reconstruction error and IWAE NLL of a saved model, on images it did not train on")
-    e.add_argument("checkpoint"); e.add_argument("--dataset", required=True, choices=DATASETS)
-    e.add_argument("--split", default="test")
+    e.add_argument("checkpoint", help="a model file written by `latentgen train` (RUN/model.pt)")
+    e.add_argument("--dataset", required=True, choices=DATASETS, help="the data the reference images come from")
+    e.add_argument("--split", default="test", help="the split of the reference images (default test)")
     e.add_argument("--n", type=_positive_int, default=1000,
                    help="reference images: a seeded subset of the split, without the model's training images")
     e.add_argument("--holdout", type=_positive_int, metavar="N",
                    help="use the N held-out images that `train --holdout N` (same --seed) kept back")
     e.add_argument("--allow-train-images", action="store_true",
-                   help="accept a model file that does not record its training images (older files)")
+                   help="accept a model file that does not record its training images (older files, save_model "
+                   "without dataset=): its scores may be optimistic")
     e.add_argument("--backend", choices=["auto", "inception", "classifier", "random"],
                    help="sample-metric features (default auto: InceptionV3 if its weights are present, else the dataset's classifier)")
     e.add_argument("--iwae-k", type=_count, default=0, help="importance samples for the IWAE NLL (0: skip it)")
-    e.add_argument("--chapter", default="cli"); e.add_argument("--results", help="results root (default: results/ at the top of the checkout)")
+    e.add_argument("--chapter", default="cli", help="results go to RESULTS/CHAPTER/PROFILE/ (default cli)")
+    e.add_argument("--results", help="results root (default: $LATENTGEN_RESULTS, else results/ under $LATENTGEN_HOME, "
+                   "else under the checkout you run from, else under the working directory)")
     e.add_argument("--name", help="results file name (default: the run folder's name)")
-    e.add_argument("--seed", type=int, default=0); e.add_argument("--device"); e.add_argument("--root")
+    e.add_argument("--seed", type=_seed, default=0, help="seeds the reference subset and the samples (default 0)")
+    e.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: CUDA when available)")
+    e.add_argument("--root", help="data root (default: $LATENTGEN_DATA, ./data, ../data)")
     e.set_defaults(func=cmd_evaluate)
 
     c = command("convert", "rewrite a model file or checkpoint of an older latentgen so that it opens without running code")
-    c.add_argument("file"); c.add_argument("--i-trust-this-file", action="store_true", help="required: conversion unpickles the file")
+    c.add_argument("file", help="the model file or checkpoint to rewrite (in place, atomically)")
+    c.add_argument("--i-trust-this-file", action="store_true", help="required: conversion unpickles the file")
     c.set_defaults(func=cmd_convert)
 
     m = command("metrics", "the sample-metric feature classifiers: list them, or train one")
-    m.add_argument("action", choices=["list", "train-extractor"])
-    m.add_argument("--dataset", choices=["mnist", "fashionmnist", "cifar10"]); m.add_argument("--epochs", type=_positive_int)
+    m.add_argument("action", choices=["list", "train-extractor"],
+                   help="list: the extractors found and their checks; train-extractor: train a dataset's classifier")
+    m.add_argument("--dataset", choices=["mnist", "fashionmnist", "cifar10"], help="train-extractor: its data set")
+    m.add_argument("--epochs", type=_positive_int, help="train-extractor: epochs (default: the calibrated recipe's)")
     m.add_argument("--out", help="folder for <dataset>-classifier.{pt,json} (default $LATENTGEN_EXTRACTORS or ~/.cache/latentgen/extractors)")
-    m.add_argument("--seed", type=int, default=0); m.add_argument("--subset", type=_positive_int, help="train on a seeded subset of N images")
-    m.add_argument("--batch-size", type=_positive_int, default=128); m.add_argument("--device")
+    m.add_argument("--seed", type=_seed, default=0, help="seeds the classifier's training (default 0)")
+    m.add_argument("--subset", type=_positive_int, help="train on a seeded subset of N images")
+    m.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
+    m.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: CUDA when available)")
     m.set_defaults(func=cmd_metrics)
 
     b = command("notebook", "execute a notebook (a chapter) headless; under torchrun every process runs it, rank 0 saves it")
-    b.add_argument("notebook")
+    b.add_argument("notebook", help="the .ipynb file to execute (from its own folder, as Jupyter would)")
     w = b.add_mutually_exclusive_group()
     w.add_argument("--inplace", action="store_true", help="save the outputs into the notebook")
     w.add_argument("--output", help="save the executed notebook here instead")
@@ -452,15 +615,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 USER_ERRORS = (UserError, ValueError, TypeError, KeyError, OSError, RuntimeError, FloatingPointError, zipfile.BadZipFile)
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"latentgen: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
 def main(argv=None):
     "Entry point of the `latentgen` command: user errors print one line (exit 1) unless --debug; argparse's exit 2."
     _load_chapter_modules()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:                # `latentgen` alone: what it can do, not "arguments are required"
+        parser.print_help()
+        return 2
     args.command_line = "latentgen " + " ".join(shlex.quote(a) for a in argv)
     debug = args.debug or os.environ.get("LATENTGEN_DEBUG", "").lower() in ("1", "true", "yes")
     try:
-        return args.func(args)
+        with warnings.catch_warnings():     # warnings on one line each, as errors are
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except KeyboardInterrupt as e:
         if debug:
             raise

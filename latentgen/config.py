@@ -2,7 +2,7 @@
 
 # %% ../nbs/00_config.ipynb #f3c9199d
 from __future__ import annotations
-import hashlib, json, os, platform, random, subprocess, sys, time
+import hashlib, io, json, os, platform, random, subprocess, sys, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +11,10 @@ import torch
 # %% auto #0
 __all__ = ['PROFILES', 'get_profile', 'by_profile', 'get_device', 'seed_everything', 'init_distributed', 'dist_info',
            'is_main_process', 'barrier', 'git_commit', 'device_name', 'run_info', 'atomic_write_bytes', 'sha256_file',
-           'remove_stale_tmp', 'project_root', 'results_root', 'results_path', 'save_results', 'load_results',
-           'UnsafeFileError', 'UnreadableFileError', 'safe_torch_load', 'describe_run', 'ChapterClock']
+           'remove_stale_tmp', 'project_root', 'home_root', 'results_root', 'display_path', 'results_path',
+           'save_results', 'load_results', 'UnsafeFileError', 'UnreadableFileError', 'CorruptFileError',
+           'UncheckedFileWarning', 'seal_torch_bytes', 'check_seal', 'safe_torch_load', 'save_torch',
+           'sealed_json_bytes', 'load_checked_json', 'describe_run', 'ChapterClock']
 
 # %% ../nbs/00_config.ipynb #188bf5da
 PROFILES = ("quick", "gpu", "paper")
@@ -146,7 +148,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:               # a full disk, a kill signal turned exception, bad data: leave no partial file
+    except OSError as e:                # a full disk, a read-only folder: leave no partial file, and name the file
+        tmp.unlink(missing_ok=True)
+        if e.filename is None and e.errno is not None:   # f.write's "[Errno 28] No space left on device" names nothing
+            raise OSError(e.errno, f"{e.strerror or e} (writing {path})") from None
+        raise
+    except BaseException:               # a kill signal turned exception, bad data: leave no partial file
         tmp.unlink(missing_ok=True)
         raise
     return path
@@ -195,12 +202,30 @@ def project_root(start: str | Path | None = None) -> Path | None:
             return d
     return None
 
-def results_root() -> Path:
-    "Where results files go: `$LATENTGEN_RESULTS`, else `results/` at the top of the checkout (also from `nbs/`), else `./results`."
-    if os.environ.get("LATENTGEN_RESULTS"):
-        return Path(os.environ["LATENTGEN_RESULTS"])
+def home_root() -> Path:
+    """The one folder under which a run's `results/` and `runs/` go: `$LATENTGEN_HOME` (in Colab, a folder on a mounted
+    Google Drive, so both outlive the runtime), else the top of the checkout (also from `nbs/`), else the working directory."""
+    if os.environ.get("LATENTGEN_HOME"):
+        return Path(os.environ["LATENTGEN_HOME"]).expanduser()
     root = project_root()
-    return (root if root is not None else Path.cwd()) / "results"
+    return root if root is not None else Path.cwd()
+
+def results_root() -> Path:
+    "Where results files go: `$LATENTGEN_RESULTS`, else `results/` under `home_root()`."
+    if os.environ.get("LATENTGEN_RESULTS"):
+        return Path(os.environ["LATENTGEN_RESULTS"]).expanduser()
+    return home_root() / "results"
+
+def display_path(path: str | Path) -> str:
+    """`path` as a page or log should show it: relative to `home_root()` (`results/ch1/quick/x.json`, `runs/...`) when
+    it lies under it, else with `~` for the home folder; never the build machine's absolute checkout path."""
+    p = Path(path).expanduser().resolve()
+    for base, prefix in ((home_root().resolve(), ""), (Path.home().resolve(), "~/")):
+        try:
+            return prefix + p.relative_to(base).as_posix()
+        except ValueError:
+            pass
+    return str(p)
 
 def results_path(chapter: str, profile: str, dataset: str, root: str | Path | None = None) -> Path:
     "Where the results of `chapter` on `dataset` under `profile` live (under `root`, default `results_root()`)."
@@ -220,12 +245,13 @@ def save_results(metrics: dict, *, chapter: str, dataset: str, config: dict, see
     path = results_path(chapter, profile, dataset, root)
     if not is_main_process():           # under torchrun every process computes the numbers; rank 0 writes them
         return path
-    atomic_write_bytes(path, json.dumps(record, indent=2, default=_jsonable).encode())
+    atomic_write_bytes(path, sealed_json_bytes(record, indent=2))      # with its SHA-256, checked by load_results
     return path
 
 def load_results(path: str | Path) -> dict:
-    "Read a results file written by `save_results`."
-    return json.loads(Path(path).read_text())
+    "Read a results file written by `save_results` (its checksum is verified: `load_checked_json`)."
+    return load_checked_json(path, "results file", "Compute the results again, or restore the file from git or a copy; "
+                             "if you edited it on purpose, delete its \"checksum\" entry")
 
 # %% ../nbs/00_config.ipynb #27cb7dca
 class UnsafeFileError(ValueError):
@@ -234,14 +260,56 @@ class UnsafeFileError(ValueError):
 class UnreadableFileError(ValueError):
     "A file that is not a torch file at all: truncated, corrupted, empty or of another format."
 
-def safe_torch_load(path: str | Path, map_location="cpu", what: str = "file"):
-    "Read a latentgen file with `torch.load(weights_only=True)`: tensors and plain data only, no code runs."
+class CorruptFileError(ValueError):
+    "A file whose bytes no longer match the SHA-256 that latentgen recorded in it when it wrote it."
+
+class UncheckedFileWarning(UserWarning):
+    "A file that carries no checksum (written before latentgen recorded them, or by another program): read unchecked."
+
+_SEAL = b"latentgen-sha256:"            # + 64 hex digits: the zip archive comment of every torch file latentgen writes
+_SEAL_LEN = len(_SEAL) + 64
+_EOCD = b"PK\x05\x06"                   # the zip end-of-central-directory record: 22 bytes, then the comment
+
+def seal_torch_bytes(data: bytes) -> bytes:
+    """Record the SHA-256 of `torch.save` output in its zip archive comment (the last bytes of the file). torch, zip
+    tools and older latentgen versions read the file as before; `safe_torch_load` checks it."""
+    if len(data) < 22 or data[-22:-18] != _EOCD or data[-2:] != b"\x00\x00":
+        raise ValueError("not the output of torch.save (a zip archive without a comment)")
+    return data[:-2] + _SEAL_LEN.to_bytes(2, "little") + _SEAL + hashlib.sha256(data).hexdigest().encode()
+
+def check_seal(data: bytes, path, what: str = "file", hint: str | None = None, checked: bool = False) -> bool:
+    """Verify the checksum `seal_torch_bytes` put into `data` (the bytes of `path`): True when it matches, False for a
+    file without one (older files, other programs' files: read unchecked, with an `UncheckedFileWarning`).
+    `CorruptFileError` when it does not match. A sealed file is recognised by three marks of which any two suffice,
+    so that a flipped bit in the seal itself is reported, not taken for an unsealed file."""
+    n = _SEAL_LEN + 22
+    marks = (len(data) >= n and data[-n:-n + 4] == _EOCD,
+             len(data) >= n and data[-n + 20:-n + 22] == _SEAL_LEN.to_bytes(2, "little"),
+             data[-_SEAL_LEN:-64] == _SEAL)
+    if sum(marks) < 2:
+        if not checked:                 # `checked`: the caller verified the bytes another way (a recorded SHA-256)
+            warnings.warn(f"{path} carries no checksum (written before latentgen recorded them, or by another program): "
+                          "read unchecked; it gets one when latentgen writes it again", UncheckedFileWarning, stacklevel=3)
+        return False
+    h = hashlib.sha256(memoryview(data)[:-_SEAL_LEN - 2]); h.update(b"\x00\x00")   # the bytes torch.save wrote, uncopied
+    if all(marks) and h.hexdigest().encode() == data[-64:]:
+        return True
+    raise CorruptFileError(f"{path} is corrupted: its bytes no longer match the SHA-256 latentgen recorded in it when it "
+                           f"wrote this {what} (changed on disk or in a copy); it was not used. "
+                           + (hint or "Delete it and write it again, or restore a good copy"))
+
+def safe_torch_load(path: str | Path, map_location="cpu", what: str = "file", hint: str | None = None,
+                    checked: bool = False):
+    """Read a latentgen file with `torch.load(weights_only=True)`: tensors and plain data only, no code runs. Its
+    checksum is verified first (`check_seal`); `hint` says what to do when it does not match."""
     import pickle
     if not Path(path).is_file():
         raise FileNotFoundError(f"no {what} at {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except PermissionError:
+        data = Path(path).read_bytes()     # read once: checked, then unpickled from memory
+        check_seal(data, path, what, hint, checked)
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except (PermissionError, CorruptFileError):
         raise
     except pickle.UnpicklingError as e:
         lines = [l.strip() for l in str(e).splitlines() if "global" in l.lower()]
@@ -257,6 +325,38 @@ def safe_torch_load(path: str | Path, map_location="cpu", what: str = "file"):
     except (RuntimeError, EOFError, KeyError, OSError, ValueError, IndexError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UnreadableFileError(f"{path} is not a readable {what} (truncated or corrupted?): {first[:160]}") from None
+
+def save_torch(obj, path: str | Path) -> Path:
+    "`torch.save` `obj` to `path` atomically, with its SHA-256 in the file (`seal_torch_bytes`): one write, no window."
+    buf = io.BytesIO(); torch.save(obj, buf)
+    return atomic_write_bytes(path, seal_torch_bytes(buf.getvalue()))
+
+def _canonical_json(d) -> bytes:
+    return json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+def sealed_json_bytes(record: dict, indent: int | None = 1) -> bytes:
+    "`record` as JSON with a `checksum` entry: the SHA-256 of the rest, in a canonical form (key order, spacing)."
+    plain = json.loads(json.dumps(record, default=_jsonable))          # exactly what a reader will get back
+    plain.pop("checksum", None)
+    return json.dumps({**plain, "checksum": "sha256:" + hashlib.sha256(_canonical_json(plain)).hexdigest()},
+                      indent=indent).encode()
+
+def load_checked_json(path: str | Path, what: str = "file", hint: str | None = None) -> dict:
+    """Read a JSON file that `sealed_json_bytes` wrote and verify its `checksum` (files without one are read as they
+    are: older files, and files edited by hand on purpose after their `checksum` line was deleted)."""
+    try:
+        d = json.loads(Path(path).read_text())
+    except UnicodeDecodeError as e:
+        raise UnreadableFileError(f"{path} is not a readable {what} (corrupted?): {e.reason}") from None
+    except json.JSONDecodeError as e:
+        raise UnreadableFileError(f"{path} is not a readable {what} (truncated or corrupted?): {e}") from None
+    if isinstance(d, dict) and "checksum" in d:
+        rest = {k: v for k, v in d.items() if k != "checksum"}
+        if d["checksum"] != "sha256:" + hashlib.sha256(_canonical_json(rest)).hexdigest():
+            raise CorruptFileError(f"{path} is corrupted: its content no longer matches the SHA-256 latentgen recorded in "
+                                   f"it when it wrote this {what}; it was not used. " + (hint or
+                                   "Write it again, or, if you edited it on purpose, delete its \"checksum\" entry"))
+    return d
 
 # %% ../nbs/00_config.ipynb #ea24ae10
 def describe_run(profile: str | None = None, device=None, data: str | None = None) -> dict:

@@ -2,7 +2,7 @@
 
 # %% ../nbs/01_data.ipynb #fa99b7ee
 from __future__ import annotations
-import gzip, hashlib, io, json, os, shutil, zipfile, zlib
+import gzip, hashlib, io, json, os, shutil, sys, warnings, zipfile, zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from .config import atomic_write_bytes, sha256_file
+from .config import (CorruptFileError, UncheckedFileWarning, atomic_write_bytes, load_checked_json,
+                              remove_stale_tmp, safe_torch_load, save_torch, sealed_json_bytes, sha256_file)
 
 # %% auto #0
-__all__ = ['DATASETS', 'CIFAR10_CLASSES', 'CELEBA_SPLITS', 'CELEBA_ATTRS', 'to_signed', 'to_unit', 'check_images',
+__all__ = ['DATASETS', 'CIFAR10_CLASSES', 'CELEBA_SPLITS', 'CELEBA_ATTRS', 'MANIFEST', 'to_signed', 'to_unit', 'check_images',
            'DatasetNotFoundError', 'data_roots', 'ImageTensorDataset', 'read_idx', 'write_idx', 'load_mnist_like',
            'load_cifar10', 'CelebA', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset', 'base_indices',
            'split_holdout', 'load_dataset', 'train_test_splits', 'make_loader', 'data_status', 'prepare_offline']
@@ -246,17 +247,23 @@ def _cached_decode(src: Path, split: str, cache: Path):
     "Decoded JPEGs, from `cache` when it was made from exactly these files; an unreadable or stale cache is rebuilt."
     members = _cifar_members(src, split)
     key = hashlib.sha256(json.dumps([str(src.resolve()), members]).encode()).hexdigest()
+    if cache.parent.is_dir():
+        remove_stale_tmp(cache.parent)         # the 30-150 MB temporaries of cache writes that were killed
     if cache.is_file():
         try:
-            c = torch.load(cache, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():    # caches of older versions carry no checksum: their key is checked
+                warnings.simplefilter("ignore", UncheckedFileWarning)
+                c = safe_torch_load(cache, what="decoded-image cache")
             if c["key"] == key:
                 return c["images"], c["labels"]
+        except CorruptFileError:               # damaged in place: said, then rebuilt from the JPEGs (never used)
+            print(f"latentgen: note: the decoded-image cache {cache} was corrupted; decoding the JPEGs again",
+                  file=sys.stderr)
         except Exception:                      # half-written by a killed run, or an older format: decode again
             pass
     imgs, labels = _decode_jpegs(src, members)
-    buf = io.BytesIO(); torch.save({"key": key, "images": imgs, "labels": labels}, buf)
     try:
-        atomic_write_bytes(cache, buf.getvalue())    # tmp + rename: never a half-written cache
+        save_torch({"key": key, "images": imgs, "labels": labels}, cache)   # tmp + rename, with its SHA-256 inside
     except OSError:
         pass                                         # read-only location: decode again next time
     return imgs, labels
@@ -499,6 +506,17 @@ def _cifar_status(src: Path, split: str) -> tuple[str, str]:
         members = _cifar_members(src, split)
     except (ValueError, OSError, zipfile.BadZipFile) as e:
         return "incomplete", str(e)
+    manifest = src / MANIFEST if src.is_dir() else None
+    if manifest is not None and manifest.is_file():   # content, not sizes: every image against its CRC-32 at prepare
+        try:
+            crc = load_checked_json(manifest, "data manifest", "latentgen data prepare --source DIR rewrites it")["crc32"]
+        except (ValueError, KeyError) as e:
+            return "corrupt", str(e)
+        bad = [n for n in crc if n.startswith(f"{split}/") and (not (src / n).is_file()
+               or zlib.crc32((src / n).read_bytes()) != crc[n])]
+        if bad:
+            return "corrupt", (f"{len(bad):,} image(s) differ from the prepared copy, e.g. {bad[0]}; "
+                               "run latentgen data prepare --source DIR")
     counts = np.bincount([CIFAR10_CLASSES.index(n.split("/")[1]) for n, *_ in members], minlength=10)
     return "ok", f"{len(members):,} images, 10 classes ({counts.min():,}-{counts.max():,} per class)"
 
@@ -538,17 +556,23 @@ def _copy_verified(src: Path, dst: Path) -> str:
         tmp.unlink(missing_ok=True)
     return action
 
+MANIFEST = ".latentgen-manifest.json"      # the CRC-32 of every extracted file, written by prepare_offline
+
+def _write_manifest(zf: zipfile.ZipFile, folder: Path, source: Path):
+    atomic_write_bytes(folder / MANIFEST, sealed_json_bytes(
+        {"source": str(source), "crc32": {i.filename: i.CRC for i in zf.infolist() if not i.is_dir()}}))
+
 def _extracted_complete(zf: zipfile.ZipFile, dest: Path) -> bool:
     for i in zf.infolist():
         if not i.is_dir():
             p = dest / i.filename
-            if not p.is_file() or p.stat().st_size != i.file_size:
+            if not p.is_file() or p.stat().st_size != i.file_size or zlib.crc32(p.read_bytes()) != i.CRC:
                 return False
     return True
 
 def prepare_offline(source: str | Path, root: str | Path | None = None) -> dict:
     """Copy offline MNIST IDX files and extract `cifar10-jpg.zip` from `source` into the data root, verifying what is
-    already there (sizes and SHA-256 for files, sizes for extracted JPEGs) and repairing partial copies.
+    already there (sizes and SHA-256 for files, sizes and CRC-32 for extracted JPEGs) and repairing partial copies.
     Returns `{"root": Path, "actions": [one line per dataset]}`; raises when `source` holds nothing known."""
     source, dest = Path(source), _download_root(root)
     if not source.is_dir():
@@ -565,8 +589,14 @@ def prepare_offline(source: str | Path, root: str | Path | None = None) -> dict:
     if z.is_file():
         with zipfile.ZipFile(z) as zf:
             n = sum(1 for i in zf.infolist() if i.filename.lower().endswith(".jpg"))
+            unsafe = [i.filename for i in zf.infolist()
+                      if i.filename.startswith(("/", "\\")) or ".." in Path(i.filename).parts or ":" in i.filename.split("/")[0]]
+            if unsafe:
+                raise ValueError(f"{z} holds a member whose path leads outside the folder it is extracted to "
+                                 f"({unsafe[0]!r}); nothing was extracted: use an unmodified cifar10-jpg.zip")
             if _extracted_complete(zf, dest / "cifar10-jpg"):
-                actions.append(f"CIFAR-10: {n:,} JPEGs already extracted (all sizes match the zip)")
+                _write_manifest(zf, dest / "cifar10-jpg", z)
+                actions.append(f"CIFAR-10: {n:,} JPEGs already extracted (sizes and CRC-32 match the zip)")
             else:
                 tmp = dest / ".cifar10-jpg.partial"
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -575,6 +605,7 @@ def prepare_offline(source: str | Path, root: str | Path | None = None) -> dict:
                     raise OSError(f"extracting {z} into {tmp} left files missing or short (disk full?)")
                 shutil.rmtree(dest / "cifar10-jpg", ignore_errors=True)  # a partial copy, or only a decode cache
                 os.replace(tmp, dest / "cifar10-jpg")
+                _write_manifest(zf, dest / "cifar10-jpg", z)
                 actions.append(f"CIFAR-10: extracted {n:,} JPEGs from {z}")
     if not actions:
         raise FileNotFoundError(f"{source} holds no offline data that latentgen knows: expected MNIST/raw/*-ubyte[.gz] "

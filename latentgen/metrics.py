@@ -16,7 +16,8 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from .config import atomic_write_bytes, barrier, is_main_process, run_info, seed_everything, sha256_file
+from .config import (atomic_write_bytes, barrier, is_main_process, load_checked_json, run_info, safe_torch_load,
+                              seal_torch_bytes, sealed_json_bytes, seed_everything, sha256_file)
 from .data import DatasetNotFoundError, ImageSubset, load_dataset, make_loader, split_holdout
 from .losses import bits_per_dim, iwae_bound
 
@@ -105,7 +106,10 @@ def find_extractor(dataset: str) -> Path | None:
 @functools.lru_cache(maxsize=8)
 def _load_checked(json_path: str, stamps: tuple):
     "Load and hash-check once per version of the two files (`stamps`: their mtimes and sizes)."
-    meta = json.loads(Path(json_path).read_text())
+    meta = load_checked_json(json_path, "feature classifier description",
+                             "Retrain it: latentgen metrics train-extractor --dataset ...")
+    if not isinstance(meta, dict) or not {"sha256", "config"} <= set(meta):
+        raise ValueError(f"{json_path} is not a latentgen feature classifier description (no sha256 or config)")
     pt = Path(json_path).with_suffix(".pt")
     if not pt.is_file():
         raise FileNotFoundError(f"{pt} is missing (its description {json_path} is there)")
@@ -113,8 +117,14 @@ def _load_checked(json_path: str, stamps: tuple):
     if sha != meta["sha256"]:
         raise ValueError(f"{pt} has SHA-256 {sha[:16]}..., but {json_path} records {meta['sha256'][:16]}...: the file "
                          f"was changed or corrupted; retrain it: latentgen metrics train-extractor --dataset {meta['dataset']}")
+    retrain = f"Retrain it: latentgen metrics train-extractor --dataset {meta.get('dataset', '...')}"
+    state = safe_torch_load(pt, what="feature classifier", hint=retrain, checked=True)   # never code from a file
     net = ClassifierNet(**meta["config"])
-    net.load_state_dict(torch.load(pt, map_location="cpu", weights_only=True))
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise ValueError(f"{pt}: its weights do not fit the classifier {json_path} describes ("
+                         f"{' '.join(str(e).split())[:160]}); {retrain}") from None
     return net.eval().requires_grad_(False), meta
 
 def load_extractor(dataset: str, path: str | Path | None = None) -> tuple[ClassifierNet, dict]:
@@ -174,13 +184,14 @@ def train_extractor(dataset: str, *, epochs: int | None = None, out: str | Path 
     if not is_main_process():                 # under torchrun: rank 0 writes, the others wait until the files exist
         barrier()
         return path
-    atomic_write_bytes(out / f"{dataset}-classifier.pt", buf.getvalue())
+    weights = seal_torch_bytes(buf.getvalue())         # its SHA-256 inside too: checked when it is opened
+    atomic_write_bytes(out / f"{dataset}-classifier.pt", weights)
     meta = {**run_info(), "dataset": dataset, "extractor": extractor_name(dataset), "config": net.config, "epochs": epochs,
             "batch_size": batch_size, "seed": seed, "train": train.describe(), "held_out": held.describe(),
             "held_out_accuracy": acc, "parameters": sum(p.numel() for p in net.parameters()),
-            "train_time_s": round(time.perf_counter() - t0, 1), "sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
+            "train_time_s": round(time.perf_counter() - t0, 1), "sha256": hashlib.sha256(weights).hexdigest(),
             **({"command": command} if command else {})}
-    atomic_write_bytes(path, json.dumps(meta, indent=1).encode())
+    atomic_write_bytes(path, sealed_json_bytes(meta))
     print(f"{dataset} classifier: held-out accuracy {acc:.4f} on {len(held):,} images; wrote {path}")
     barrier()
     return path

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import UnsafeFileError, atomic_write_bytes, by_profile, safe_torch_load
+from .config import UnsafeFileError, atomic_write_bytes, by_profile, check_seal, safe_torch_load, save_torch
 from .losses import gaussian_kl, gaussian_nll, sigma_vae_log_sigma, sigma_vae_nll, LOG_2PI
 from .nets import ConvDecoder, ConvEncoder
 
@@ -69,22 +69,41 @@ def save_model(model: nn.Module, path: str | Path, **extra) -> Path:
                                   f"{', '.join(bad[:4])}{f' and {len(bad) - 4} more' if len(bad) > 4 else ''}; the run "
                                   "diverged (lower the learning rate, clip gradients)")
     from latentgen import __version__
-    buf = io.BytesIO()
-    torch.save({"name": model.model_name, "config": model.config, "state_dict": model.state_dict(),
-                "latentgen": __version__, "extra": extra}, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_torch({"name": model.model_name, "config": model.config, "state_dict": model.state_dict(),
+                       "latentgen": __version__, "extra": extra}, path)     # atomic, its SHA-256 inside (load_model checks it)
+
+def _check_shapes(path, name: str, config: dict, state: dict):
+    """Compare the shapes a `name` model built from `config` would have with the saved weights, on the meta device
+    (nothing is allocated), so that a config of absurd sizes is refused before it can exhaust memory."""
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build_model(name, **config).state_dict().items()}
+    except Exception:                      # a model whose construction needs real tensors: the full build checks it
+        return
+    saved = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    wrong = [f"{k}: config makes {'x'.join(map(str, shapes[k])) or 'scalar'}, file holds {'x'.join(map(str, saved[k])) or 'scalar'}"
+             for k in shapes if k in saved and shapes[k] != saved[k]]
+    missing = [k for k in shapes if k not in state]
+    if wrong or missing or set(state) - set(shapes):
+        detail = wrong[:2] or [f"missing {', '.join(missing[:3])}"] if (wrong or missing) else \
+                 [f"unexpected {', '.join(sorted(set(state) - set(shapes))[:3])}"]
+        raise ValueError(f"{path}: its weights do not fit its {name} config ({'; '.join(detail)}); the model was not built")
 
 def load_model(path: str | Path, map_location="cpu") -> nn.Module:
     "Rebuild a model saved by `save_model` (in eval mode); its metadata is in `model.saved_extra`."
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model checkpoint at {path}")
-    ck = safe_torch_load(path, map_location=map_location, what="model file")   # no code runs, whatever the file says
+    ck = safe_torch_load(path, map_location=map_location, what="model file",   # no code runs, whatever the file says
+                         hint="Train it again (latentgen train ... --force) or restore a good copy")
     if not isinstance(ck, dict) or "name" not in ck:
         raise ValueError(f"{path} is not a latentgen model file (save it with latentgen.models.save_model)")
     if ck["name"] not in MODELS:
         raise ValueError(f"{path} holds a {ck['name']!r} model, which this latentgen does not know "
                          f"(registered: {', '.join(sorted(MODELS))}); import the module that registers it")
+    if not isinstance(ck.get("config"), dict) or not isinstance(ck.get("state_dict"), dict):
+        raise ValueError(f"{path} is not a latentgen model file (no config or no weights)")
+    _check_shapes(path, ck["name"], ck["config"], ck["state_dict"])
     try:
         model = build_model(ck["name"], **ck["config"])
         model.load_state_dict(ck["state_dict"])
@@ -101,7 +120,9 @@ def convert_file(path: str | Path) -> Path:
     from latentgen.train import _numpy_state_plain
     import numpy as np
     path = Path(path)
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    data = Path(path).read_bytes()
+    check_seal(data, path, "file", "Not converted; restore a good copy")   # trusting a file is not trusting damaged bytes
+    ck = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     if not isinstance(ck, dict) or not ({"name", "state_dict"} <= set(ck) or {"model", "rng"} <= set(ck)):
         raise ValueError(f"{path} is neither a latentgen model file nor a training checkpoint")
     rng = ck.get("rng") or {}
@@ -109,9 +130,8 @@ def convert_file(path: str | Path) -> Path:
         name, keys, pos, has_gauss, cached = rng["numpy"]
         rng["numpy"] = {"name": name, "keys": torch.from_numpy(np.asarray(keys).astype(np.int64)), "pos": int(pos),
                         "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
-    buf = io.BytesIO(); torch.save(ck, buf)
     tmp = path.with_name(path.name + ".converted")
-    atomic_write_bytes(tmp, buf.getvalue())
+    save_torch(ck, tmp)
     try:
         safe_torch_load(tmp)                          # the rewritten file must open without code
     except UnsafeFileError:

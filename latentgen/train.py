@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 import torch.distributed as dist
 
 from .config import (atomic_write_bytes, barrier, get_device, get_profile, init_distributed, is_main_process,
-                              project_root, safe_torch_load, seed_everything)
+                              display_path, home_root, project_root, safe_torch_load, save_torch, seed_everything)
 from .data import ImageTensorDataset, base_indices
 
 # %% auto #0
@@ -411,15 +411,16 @@ class Trainer:
         "Atomically write the full training state (rank 0 writes; under torchrun every process must call this)."
         path = Path(path or self.ckpt_path)
         state = self.state_dict()
-        if self.rank == 0:
-            buf = io.BytesIO(); torch.save(state, buf)
-            atomic_write_bytes(path, buf.getvalue())
+        if self.rank == 0:                    # one atomic write, its SHA-256 inside: load_checkpoint verifies it
+            save_torch(state, path)
         return path
 
     def load_checkpoint(self, path: str | Path | None = None):
         "Restore the full training state written by `save_checkpoint`."
         path = Path(path or self.ckpt_path)
-        s = safe_torch_load(path, map_location=self.device, what="training checkpoint")
+        s = safe_torch_load(path, map_location=self.device, what="training checkpoint",
+                            hint="Nothing was trained or overwritten. Train from step 0 instead (command line: --force; "
+                                 "the run's model.pt stays until the new run replaces it), or restore a good copy of it")
         if not isinstance(s, dict) or not {"model", "optimizers", "step", "rng"} <= set(s):
             raise ValueError(f"{path} is not a latentgen training checkpoint")
         if self.run_meta is not None and s.get("run") is not None and s["run"] != self.run_meta:
@@ -460,10 +461,10 @@ class Trainer:
             raise ValueError("give exactly one of epochs= or steps=")
         if resume and self.ckpt_path and self.ckpt_path.exists():
             self.load_checkpoint()
-            self._say(f"{self.desc}: resuming from {self.ckpt_path} at step {self.step} (epoch {self.epoch})")
+            self._say(f"{self.desc}: resuming from {display_path(self.ckpt_path)} at step {self.step} (epoch {self.epoch})")
         else:
             if resume:
-                self._say(f"{self.desc}: no checkpoint at {self.ckpt_path}; starting from step 0")
+                self._say(f"{self.desc}: no checkpoint at {display_path(self.ckpt_path)}; starting from step 0")
             if self.step == 0:                # rank r draws its own noise: seed + 1,000,003 r (rank 0: the plain run's)
                 seed_everything(self.seed + 1_000_003 * self.rank)
         if self._resident_of is not data:     # built once per data set (a later fit on other data rebuilds it)
@@ -547,16 +548,27 @@ class Trainer:
                 if self.ckpt_path and self.ckpt_each_epoch and self.step < total:
                     self.save_checkpoint(); last_ckpt = time.perf_counter()
 
-    def _warn_if_diverged(self, factor: float = 1e3):
-        "Warn when the first optimised loss ends `factor` times larger (in size) than it started: a diverged run."
+    def divergence(self, factor: float = 1e3) -> str | None:
+        """Why the run looks diverged, or None: the first optimised loss ends `factor` times larger (in size) than it
+        started. "Started" is the first recorded value (the loss before the first update), not a median of the first
+        steps: a learning rate that blows the loss up in step 2 puts the blow-up into every early window."""
         _, v = self.history.series(next(iter(self.optimizers)))
         v = v[np.isfinite(v)]
-        if len(v) >= 4:
-            k = min(10, len(v) // 2)
-            first, last = float(np.median(v[:k])), float(np.median(v[-k:]))
-            if abs(last) > factor * max(abs(first), 1.0):
-                warnings.warn(f"{self.desc}: the loss grew from {first:.4g} to {last:.4g}; the run has probably diverged "
-                              "(lower the learning rate or clip gradients)", RuntimeWarning, stacklevel=3)
+        if len(v) < 4:
+            return None
+        k = min(10, len(v) // 2)
+        first = min(abs(float(v[0])), abs(float(np.median(v[:k]))))
+        last = float(np.median(v[-k:]))
+        if abs(last) > factor * max(first, 1.0):
+            return (f"the loss grew from {float(v[0]):.4g} to {last:.4g}; the run has probably diverged "
+                    "(lower the learning rate or clip gradients)")
+        return None
+
+    def _warn_if_diverged(self, factor: float = 1e3):
+        "Warn when `divergence` finds the run diverged (`self.diverged` holds the reason, else None)."
+        self.diverged = self.divergence(factor)
+        if self.diverged:
+            warnings.warn(f"{self.desc}: {self.diverged}", RuntimeWarning, stacklevel=3)
 
 def fit(model: nn.Module, data, *, epochs: int | None = None, steps: int | None = None, batch_size: int = 128,
         **trainer_kwargs) -> Trainer:
@@ -567,11 +579,10 @@ def fit(model: nn.Module, data, *, epochs: int | None = None, steps: int | None 
 
 # %% ../nbs/05_train.ipynb #e5f1e10e
 def runs_root() -> Path:
-    "Where chapter runs live: `$LATENTGEN_RUNS`, else `runs/` at the top of the checkout, else `./runs`."
+    "Where chapter runs live: `$LATENTGEN_RUNS`, else `runs/` under `config.home_root()` (`$LATENTGEN_HOME`, the checkout)."
     if os.environ.get("LATENTGEN_RUNS"):
         return Path(os.environ["LATENTGEN_RUNS"]).expanduser()
-    root = project_root()
-    return (root if root is not None else Path.cwd()) / "runs"
+    return home_root() / "runs"
 
 _SIMPLE = (bool, int, float, str, type(None))
 
@@ -639,7 +650,8 @@ def run_trainer(model: nn.Module, data, *, chapter: str, dataset: str, method: s
     if _retrain() and is_main_process():
         ckpt.unlink(missing_ok=True)
     barrier()
-    before = safe_torch_load(ckpt, what="training checkpoint")["step"] if ckpt.is_file() else None
+    before = safe_torch_load(ckpt, what="training checkpoint", hint="Nothing was trained or overwritten. Train the run "
+                             "again from step 0: LATENTGEN_RETRAIN=1, or delete the file")["step"] if ckpt.is_file() else None
     t = Trainer(model, seed=seed, ckpt_path=ckpt, run_meta=facts, **trainer_kwargs)
     if is_main_process():
         atomic_write_bytes(folder / "run.json", json.dumps(facts, indent=1).encode())   # what this folder holds, readable
@@ -648,5 +660,5 @@ def run_trainer(model: nn.Module, data, *, chapter: str, dataset: str, method: s
     t.run_status = ("trained from step 0" if before is None else
                     "loaded: the run had finished, nothing was trained" if t.step == before else f"resumed from step {before}")
     t.wall_time_s = t.train_time_s       # the run's training time, whichever session did the work
-    t._say(f"{t.desc}: {t.run_status} ({folder})")
+    t._say(f"{t.desc}: {t.run_status} ({display_path(folder)})")
     return t

@@ -55,4 +55,4 @@ def test_cli_fits_the_second_stage_and_samples(tmp_path):
     main(["evaluate", str(tmp_path / "rae-gmm" / "model.pt"), "--dataset", "digits", "--n", "64", "--backend", "random",
           "--chapter", "ch3", "--results", str(tmp_path / "res")])
     r = json.loads(next((tmp_path / "res").rglob("*.json")).read_text())
-    assert r["chapter"] == "ch3" and r["metrics"]["fid"] >= 0
+    assert r["chapter"] == "ch3" and r["metrics"]["fd"] >= 0

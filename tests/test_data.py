@@ -117,3 +117,52 @@ def test_subset_is_seeded_and_recorded():
     assert a.describe()["subset"] == {"n": 50, "of": 1437, "seed": 4}
     assert not torch.equal(a.indices, b.indices)
     assert torch.equal(a.indices, load_dataset("digits", subset=50, seed=4).indices)
+
+
+def _fixture_zip(tmp_path, extra=None):
+    z = tmp_path / "src" / "cifar10-jpg.zip"; z.parent.mkdir(exist_ok=True)
+    with zipfile.ZipFile(z, "w") as f:
+        for i, cls in enumerate(CIFAR10_CLASSES):
+            for split in ("train", "test"):
+                f.writestr(f"{split}/{cls}/0000.jpg", _jpeg(10 + 25 * i))
+        for name, data in (extra or {}).items():
+            f.writestr(name, data)
+    return z
+
+
+def test_check_and_prepare_verify_content_not_sizes(tmp_path):
+    "A JPEG changed in place (same size) is reported by `data check` and repaired by `data prepare` (issue 29)."
+    from latentgen.data import data_status
+    z = _fixture_zip(tmp_path)
+    prepare_offline(z.parent, root=tmp_path / "data")
+    status = lambda: {r["split"]: r for r in data_status(tmp_path / "data") if r["dataset"] == "cifar10"}
+    assert status()["test"]["status"] == "ok"
+    img = tmp_path / "data" / "cifar10-jpg" / "test" / "cat" / "0000.jpg"
+    b = bytearray(img.read_bytes()); b[len(b) // 2] ^= 64; img.write_bytes(bytes(b))
+    assert status()["test"]["status"] == "corrupt" and "test/cat/0000.jpg" in status()["test"]["detail"]
+    assert status()["train"]["status"] == "ok"
+    assert "extracted" in prepare_offline(z.parent, root=tmp_path / "data")["actions"][0]   # repaired, not "already"
+    assert status()["test"]["status"] == "ok"
+
+
+def test_corrupted_decode_cache_is_rebuilt_and_stale_temporaries_removed(tmp_path, capsys):
+    import subprocess, sys
+    z = _fixture_zip(tmp_path)
+    prepare_offline(z.parent, root=tmp_path / "data")
+    first = load_cifar10("test", root=tmp_path / "data", download=False)
+    caches = [p for p in (tmp_path / "data" / "cifar10-jpg").glob(".*.pt")]
+    assert caches, "no decode cache written"
+    cache = caches[0]
+    b = bytearray(cache.read_bytes()); b[len(b) // 3] ^= 1; cache.write_bytes(bytes(b))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"]); dead.wait()
+    stale = cache.with_name(f"{cache.name}.tmp{dead.pid}"); stale.write_bytes(b"partial")
+    again = load_cifar10("test", root=tmp_path / "data", download=False)
+    assert "was corrupted" in capsys.readouterr().err and not stale.exists()
+    assert torch.equal(first.images, again.images)
+
+
+def test_zip_path_traversal_is_refused(tmp_path):
+    z = _fixture_zip(tmp_path, {"../evil.jpg": b"x"})
+    with pytest.raises(ValueError, match="leads outside"):
+        prepare_offline(z.parent, root=tmp_path / "data")
+    assert not (tmp_path / "evil.jpg").exists() and not (tmp_path / "data" / "cifar10-jpg").exists()

@@ -54,7 +54,8 @@ def test_cli_train_sample_evaluate(tmp_path, capsys):
     r = json.loads(next((tmp_path / "res").rglob("*.json")).read_text())
     assert r["metric_backend"] == RANDOM_EXTRACTOR and r["data"]["subset"]["n"] == 100
     assert r["metrics"]["metric"] == "FD (random conv features, uncalibrated)"
-    assert {"fid", "kid", "precision", "recall", "reconstruction", "iwae"} <= set(r["metrics"])
+    assert {"fd", "kid", "precision", "recall", "reconstruction", "iwae"} <= set(r["metrics"])
+    assert "fid" not in r["metrics"]          # only InceptionV3 distances are called FID
     assert (tmp_path / "s.png").stat().st_size > 1000
 
 
@@ -65,3 +66,26 @@ def test_fidelity_accepts_a_generator_and_draws_in_batches():
     ref = load_dataset("digits", "test")
     out = fidelity(gen, ref, n_samples=250, batch_size=100, backend="random", prc=False)
     assert out["n_samples"] == 250 and calls == [100, 100, 50]
+
+
+def test_cli_without_a_command_prints_its_help():
+    r = subprocess.run(["latentgen"], capture_output=True, text=True)
+    assert r.returncode == 2 and "data" in r.stdout and "evaluate" in r.stdout and "required" not in r.stderr
+
+
+def test_data_check_says_where_it_looked_and_what_to_do(tmp_path):
+    r = subprocess.run(["latentgen", "data", "check", "--root", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert r.returncode == 1 and "is not a folder" in r.stderr, r.stderr
+    r = subprocess.run(["latentgen", "data", "check", "--root", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 1 and f"searched: {tmp_path.resolve()}" in r.stdout, (r.stdout, r.stderr)
+    assert "data prepare" in r.stderr and "no dataset found" in r.stderr
+
+
+def test_every_option_has_help():
+    from latentgen.cli import build_parser
+    import argparse
+    missing = []
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in sub.choices.items():
+        missing += [f"{name} {a.dest}" for a in parser._actions if not a.help and a.dest not in ("help",)]
+    assert not missing, f"options without help text: {missing}"
