@@ -6,17 +6,18 @@
 PY ?= python3
 SHARED_DATA ?= ../shared/data
 export LATENTGEN_DATA ?= $(CURDIR)/data
-export MPLBACKEND ?= Agg
+# no MPLBACKEND here: the notebooks' kernels would inherit it and show no figure (their setup cell selects the
+# inline backend anyway); the unit tests pick Agg for their own process (conftest.py)
 
-.PHONY: install data book test unit bench gpu-check browser book-from-results
+.PHONY: install data book test unit bench gpu-check browser book-from-results gpu-kit
 
 install:
 	$(PY) -m pip install -e ".[dev]"
 
 # offline copies (this project's machines) are used when present; elsewhere torchvision downloads on first use
 data:
-	@if [ -d "$(SHARED_DATA)" ]; then latentgen data prepare --source "$(SHARED_DATA)"; fi
-	latentgen data check
+	@if [ -d "$(SHARED_DATA)" ]; then latentgen data prepare --source "$(SHARED_DATA)" && latentgen data check; \
+	else echo "no offline copies at $(SHARED_DATA): the chapters download their data on first use"; fi
 
 book: install data
 	jupyter-book build . --all -W -n --keep-going
@@ -53,3 +54,9 @@ bench:
 # random state, sample metrics on the GPU; results in benchmarks/results/gpu_check_cuda.json. Without CUDA: tiny sizes
 gpu-check:
 	LATENTGEN_PROGRESS=0 $(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
+
+# for a lent GPU machine (README: "A lent GPU machine"): .gpu-kit/ (git-ignored) with the wheels it lacks (CPython 3.12,
+# manylinux x86_64, the versions installed here) and the offline MNIST and CIFAR-10, packed; prints the size of all
+# that travels (limit 64 MiB). There: bash tools/gpu_run.sh check|ch1..ch4|dashboard|bench --out DIR (carry .gpu-kit)
+gpu-kit:
+	$(PY) tools/gpu_kit.py build --source "$(SHARED_DATA)"

@@ -1,13 +1,14 @@
 """Build the book from chapter runs already made, for example on a GPU: `make book-from-results PROFILE=gpu`.
 
-    python tools/book_from_results.py [--profile gpu] [--results results] [--out _build/gpu]
+    python tools/book_from_results.py [--profile gpu] [--results results] [--out _build/gpu] [--archive FILE [--unpack-only]]
 
 A chapter run under a profile leaves its executed notebook beside its results file (the README's command:
 `jupyter execute --output ../results/<chapter>/<profile>/<notebook>.ipynb`). This script assembles a book in
 `<out>/src` from the toolbox pages (executed here, as in every build; they are cheap) and, for every chapter and the
 dashboard, the executed copy under `results/<chapter>/<profile>/` (not executed again); a chapter without one keeps
 its source with a note on top that it has not been run under this profile. It then renders `<out>/html` with the
-same warnings-as-errors settings as `make book`. No model is trained.
+same warnings-as-errors settings as `make book`. No model is trained. `--archive` first puts an archive of
+`tools/gpu_run.sh` (a lent GPU machine's run) in place (`tools/unpack_gpu_run.py`: checked member by member).
 """
 import argparse
 import json
@@ -36,13 +37,26 @@ def main(argv=None):
     a.add_argument("--profile", default="gpu")
     a.add_argument("--results", default=str(ROOT / "results"))
     a.add_argument("--out", default=None, help="default: _build/<profile>")
+    a.add_argument("--archive", action="append", default=[],
+                   help="first unpack this archive of tools/gpu_run.sh into --results (and benchmarks/results); repeatable")
+    a.add_argument("--unpack-only", action="store_true", help="with --archive: unpack, do not build the book")
     args = a.parse_args(argv)
+    if args.archive:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from unpack_gpu_run import BadArchive, describe, unpack
+        try:
+            for arc in args.archive:
+                print(describe(arc, unpack(arc, args.results)), flush=True)
+        except BadArchive as e:
+            raise SystemExit(f"book_from_results: {e}")
+        if args.unpack_only:
+            return 0
     results, out = Path(args.results), Path(args.out or ROOT / "_build" / args.profile)
     src = out / "src"
     if src.exists():
         shutil.rmtree(src)
     src.mkdir(parents=True)
-    for item in ("_toc.yml", "_ext", "nbs"):
+    for item in ("_toc.yml", "_ext", "_static", "nbs"):
         (shutil.copytree if (ROOT / item).is_dir() else shutil.copy)(ROOT / item, src / item)
     used, missing = [], []
     for name, chapter in CHAPTERS.items():
