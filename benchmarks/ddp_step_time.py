@@ -15,7 +15,7 @@ import torch
 
 
 def worker(a):
-    from latentgen.config import dist_info
+    from latentgen.distributed import dist_info
     from latentgen.models import MODELS, build_model
     from latentgen.train import Trainer
     import latentgen.cli as cli

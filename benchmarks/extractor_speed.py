@@ -11,7 +11,8 @@ import torch
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
 from latentgen.data import load_dataset
-from latentgen.metrics import RANDOM_EXTRACTOR, _Uint8RGB, extractor_name
+from latentgen.metrics import _Uint8RGB
+from latentgen.features import RANDOM_EXTRACTOR, extractor_name
 
 
 def main():

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from latentgen.ch4_hvae import HierarchicalVAE
-from latentgen.config import check_seal, safe_torch_load, save_torch
+from latentgen.fileio import check_seal, safe_torch_load, save_torch
 from latentgen.models import load_model, save_model
 
 

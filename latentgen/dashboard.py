@@ -5,7 +5,8 @@ from __future__ import annotations
 import json, math
 from pathlib import Path
 
-from .config import PROFILES, results_root
+from .config import PROFILES
+from .results import results_root
 
 # %% auto #0
 __all__ = ['VERDICTS', 'effect', 'verdict', 'load_all_results', 'protocol']

@@ -2,7 +2,7 @@
 
 # %% ../nbs/01_data.ipynb #fa99b7ee
 from __future__ import annotations
-import gzip, hashlib, io, json, os, shutil, sys, warnings, zipfile, zlib
+import gzip, hashlib, io, json, os, sys, warnings, zipfile, zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +11,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from .config import (CorruptFileError, UncheckedFileWarning, atomic_write_bytes, load_checked_json,
-                              remove_stale_tmp, safe_torch_load, save_torch, sealed_json_bytes, sha256_file)
+from .fileio import CorruptFileError, UncheckedFileWarning, remove_stale_tmp, safe_torch_load, save_torch
 
 # %% auto #0
-__all__ = ['DATASETS', 'CIFAR10_CLASSES', 'CELEBA_SPLITS', 'CELEBA_ATTRS', 'MANIFEST', 'to_signed', 'to_unit', 'check_images',
-           'DatasetNotFoundError', 'data_roots', 'ImageTensorDataset', 'read_idx', 'write_idx', 'load_mnist_like',
-           'load_cifar10', 'CelebA', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset', 'base_indices',
-           'split_holdout', 'load_dataset', 'train_test_splits', 'make_loader', 'data_status', 'prepare_offline']
+__all__ = ['DATASETS', 'TV_CLASS', 'CIFAR10_CLASSES', 'CELEBA_SPLITS', 'CELEBA_ATTRS', 'to_signed', 'to_unit', 'check_images',
+           'DatasetNotFoundError', 'data_roots', 'download_root', 'ImageTensorDataset', 'read_idx', 'write_idx',
+           'find_idx', 'load_mnist_like', 'cifar_members', 'load_cifar10', 'make_cifar10_fixture', 'CelebA',
+           'celeba_present', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset', 'base_indices',
+           'split_holdout', 'load_dataset', 'train_test_splits', 'make_loader']
 
 # %% ../nbs/01_data.ipynb #4af87641
 def to_signed(x: torch.Tensor) -> torch.Tensor:
@@ -69,7 +69,7 @@ def data_roots(root: str | Path | None = None) -> list[Path]:
                 out.append(p)
     return out
 
-def _download_root(root=None) -> Path:
+def download_root(root=None) -> Path:
     return Path(root or os.environ.get("LATENTGEN_DATA") or "data").expanduser().resolve()
 
 def _offline() -> bool:
@@ -155,9 +155,9 @@ def write_idx(path: str | Path, arr: np.ndarray) -> Path:
 
 # %% ../nbs/01_data.ipynb #6d6139be
 _IDX_PREFIX = {"train": "train", "test": "t10k"}
-_TV_CLASS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}
+TV_CLASS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}
 
-def _find_idx(folder: str, split: str, roots: list[Path]):
+def find_idx(folder: str, split: str, roots: list[Path]):
     for r in roots:
         raw = r / folder / "raw"
         for ext in ("", ".gz"):
@@ -172,15 +172,15 @@ def load_mnist_like(name: str = "mnist", split: str = "train", root=None, downlo
     key = _check_name(name)
     if split not in _IDX_PREFIX:
         raise ValueError(f"{name}: split must be 'train' or 'test', got {split!r}")
-    folder, roots = _TV_CLASS[key], data_roots(root)
-    found, cause = _find_idx(folder, split, roots), None
+    folder, roots = TV_CLASS[key], data_roots(root)
+    found, cause = find_idx(folder, split, roots), None
     if found is None and (download if download is not None else not _offline()):
         import torchvision
         try:
-            getattr(torchvision.datasets, folder)(_download_root(root), train=(split == "train"), download=True)
+            getattr(torchvision.datasets, folder)(download_root(root), train=(split == "train"), download=True)
         except Exception as e:  # network errors come in many types; report them, never substitute data
             cause = e
-        found = _find_idx(folder, split, roots + [_download_root(root)])
+        found = find_idx(folder, split, roots + [download_root(root)])
     if found is None:
         raise _not_found(folder, f"{split} split ({_IDX_PREFIX[split]}-images-idx3-ubyte[.gz])", roots,
                          f"Expected <root>/{folder}/raw/{_IDX_PREFIX[split]}-{{images-idx3,labels-idx1}}-ubyte[.gz].", cause)
@@ -191,7 +191,7 @@ def load_mnist_like(name: str = "mnist", split: str = "train", root=None, downlo
 # %% ../nbs/01_data.ipynb #1df5cb4b
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
-def _cifar_members(src: Path, split: str) -> list[tuple[str, int, int]]:
+def cifar_members(src: Path, split: str) -> list[tuple[str, int, int]]:
     "The JPEGs of one split as sorted (`split/class/file`, size, mtime) from a folder or a zip; checks the classes."
     if src.suffix == ".zip":
         with zipfile.ZipFile(src) as z:
@@ -220,6 +220,7 @@ def _cifar_members(src: Path, split: str) -> list[tuple[str, int, int]]:
                          "(`latentgen data prepare --source DIR`)")
     return members
 
+# %% ../nbs/01_data.ipynb #3004f43f
 def _decode_jpegs(src: Path, members) -> tuple[torch.Tensor, torch.Tensor]:
     "Decode the `members` of a JPEG folder or zip into uint8 images [N, 3, H, W] and int64 labels; bad files are named."
     idx = {c: i for i, c in enumerate(CIFAR10_CLASSES)}
@@ -245,7 +246,7 @@ def _decode_jpegs(src: Path, members) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _cached_decode(src: Path, split: str, cache: Path):
     "Decoded JPEGs, from `cache` when it was made from exactly these files; an unreadable or stale cache is rebuilt."
-    members = _cifar_members(src, split)
+    members = cifar_members(src, split)
     key = hashlib.sha256(json.dumps([str(src.resolve()), members]).encode()).hexdigest()
     if cache.parent.is_dir():
         remove_stale_tmp(cache.parent)         # the 30-150 MB temporaries of cache writes that were killed
@@ -268,6 +269,7 @@ def _cached_decode(src: Path, split: str, cache: Path):
         pass                                         # read-only location: decode again next time
     return imgs, labels
 
+# %% ../nbs/01_data.ipynb #0855f850
 def load_cifar10(split: str = "train", root=None, download: bool | None = None):
     "CIFAR-10 from torchvision's batches, a JPEG folder/zip, or a torchvision download."
     if split not in ("train", "test"):
@@ -287,13 +289,25 @@ def load_cifar10(split: str = "train", root=None, download: bool | None = None):
     cause = None
     if download if download is not None else not _offline():
         try:
-            torchvision.datasets.CIFAR10(_download_root(root), train=(split == "train"), download=True)
-            return load_cifar10(split, _download_root(root), download=False)
+            torchvision.datasets.CIFAR10(download_root(root), train=(split == "train"), download=True)
+            return load_cifar10(split, download_root(root), download=False)
         except Exception as e:
             cause = e
     raise _not_found("CIFAR10", f"{split} split", roots,
                      "Expected <root>/cifar-10-batches-py/ (torchvision) or <root>/cifar10-jpg/{train,test}/<class>/*.jpg "
                      "(or cifar10-jpg.zip); `latentgen data prepare --source DIR` extracts an offline copy.", cause)
+
+# %% ../nbs/01_data.ipynb #6bc6d037
+def make_cifar10_fixture(path: str | Path, classes=CIFAR10_CLASSES, split: str = "test", k: int = 2) -> Path:
+    """A tiny `cifar10-jpg.zip` in the offline layout (`<split>/<class>/<nnnn>.jpg`): `k` flat-colour 32x32 JPEGs per
+    class, class i at grey level 20 i + 10 (a test fixture for the loader and the offline preparation)."""
+    def jpeg(arr):
+        b = io.BytesIO(); Image.fromarray(arr).save(b, format="JPEG", quality=95); return b.getvalue()
+    with zipfile.ZipFile(path, "w") as z:
+        for i, c in enumerate(classes):
+            for j in range(k):
+                z.writestr(f"{split}/{c}/{j:04d}.jpg", jpeg(np.full((32, 32, 3), 20 * i + 10, np.uint8)))
+    return Path(path)
 
 # %% ../nbs/01_data.ipynb #7cb2d28f
 CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2, "all": None}
@@ -336,23 +350,24 @@ class CelebA(Dataset):
         return {"dataset": "celeba", "split": self.split, "source": self.source, "n": len(self),
                 "image_shape": list(self.image_shape), "value_range": [0, 1]}
 
-def _celeba_present(r: Path) -> bool:
+def celeba_present(r: Path) -> bool:
     b = r / "celeba"
     return (b / "img_align_celeba").is_dir() and (b / "list_attr_celeba.txt").exists() and (b / "list_eval_partition.txt").exists()
 
+# %% ../nbs/01_data.ipynb #8c929e9f
 def load_celeba(split: str = "train", root=None, download: bool | None = None, image_size: int = 64):
     "CelebA 64x64 with attributes; downloads through torchvision when allowed."
     if split not in CELEBA_SPLITS:
         raise ValueError(f"celeba: split must be one of {list(CELEBA_SPLITS)}, got {split!r}")
     roots, cause = data_roots(root), None
     for r in roots:
-        if _celeba_present(r):
+        if celeba_present(r):
             return CelebA(r, split, image_size)
     if download if download is not None else not _offline():
         import torchvision
         try:
-            torchvision.datasets.CelebA(_download_root(root), split="all", target_type="attr", download=True)
-            return CelebA(_download_root(root), split, image_size)
+            torchvision.datasets.CelebA(download_root(root), split="all", target_type="attr", download=True)
+            return CelebA(download_root(root), split, image_size)
         except Exception as e:
             cause = e
     raise _not_found("CelebA", "img_align_celeba/ with list_attr_celeba.txt and list_eval_partition.txt", roots,
@@ -445,6 +460,7 @@ def split_holdout(ds, n_holdout: int, seed: int = 0):
         raise ValueError(f"the held-out part must have 1..{len(ds) - 1} items, got {n_holdout}")
     return ImageSubset(ds, len(ds) - n_holdout, seed), ImageSubset(ds, len(ds) - n_holdout, seed, complement=True)
 
+# %% ../nbs/01_data.ipynb #cc4132f8
 def load_dataset(name: str, split: str = "train", root=None, download: bool | None = None,
                  subset: int | None = None, seed: int = 0, image_size: int | None = None):
     "Load a dataset by name (see `DATASETS`); items are (image in [0, 1] `[C, H, W]`, target)."
@@ -489,125 +505,12 @@ def make_loader(ds, batch_size: int = 128, shuffle: bool = False, drop_last: boo
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=g,
                       num_workers=num_workers, persistent_workers=num_workers > 0)
 
-# %% ../nbs/01_data.ipynb #a5952a7e
-def _idx_status(found) -> tuple[str, str]:
-    try:
-        imgs, labs = (read_idx(p) for p in found)
-    except ValueError as e:
-        return "corrupt", str(e)
-    if len(imgs) != len(labs):
-        return "corrupt", f"{len(imgs)} images but {len(labs)} labels"
-    return "ok", f"{len(imgs):,} images"
+# %% ../nbs/01_data.ipynb #8796e59d
+_MOVED = ("data_status", "prepare_offline", "MANIFEST")
 
-def _cifar_status(src: Path, split: str) -> tuple[str, str]:
-    if src.name == "cifar-10-batches-py":
-        return "ok", "torchvision batches"
-    try:
-        members = _cifar_members(src, split)
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        return "incomplete", str(e)
-    manifest = src / MANIFEST if src.is_dir() else None
-    if manifest is not None and manifest.is_file():   # content, not sizes: every image against its CRC-32 at prepare
-        try:
-            crc = load_checked_json(manifest, "data manifest", "latentgen data prepare --source DIR rewrites it")["crc32"]
-        except (ValueError, KeyError) as e:
-            return "corrupt", str(e)
-        bad = [n for n in crc if n.startswith(f"{split}/") and (not (src / n).is_file()
-               or zlib.crc32((src / n).read_bytes()) != crc[n])]
-        if bad:
-            return "corrupt", (f"{len(bad):,} image(s) differ from the prepared copy, e.g. {bad[0]}; "
-                               "run latentgen data prepare --source DIR")
-    counts = np.bincount([CIFAR10_CLASSES.index(n.split("/")[1]) for n, *_ in members], minlength=10)
-    return "ok", f"{len(members):,} images, 10 classes ({counts.min():,}-{counts.max():,} per class)"
-
-def data_status(root=None) -> list[dict]:
-    "For each dataset and split: where its files are found (or None), and whether they are complete and readable."
-    roots, rows = data_roots(root), []
-    for key in ("mnist", "fashionmnist"):
-        for split in ("train", "test"):
-            f = _find_idx(_TV_CLASS[key], split, roots)
-            st, detail = _idx_status(f) if f else ("missing", "")
-            rows.append({"dataset": key, "split": split, "found": str(f[0].parent) if f else None, "status": st, "detail": detail})
-    for split in ("train", "test"):
-        hit = None
-        for r in roots:
-            for src in (r / "cifar-10-batches-py", r / "cifar10-jpg", r / "cifar10-jpg.zip"):
-                if hit is None and (src.is_file() or (src / split).is_dir() or src.name == "cifar-10-batches-py" and src.is_dir()):
-                    hit = src
-        st, detail = _cifar_status(hit, split) if hit else ("missing", "")
-        rows.append({"dataset": "cifar10", "split": split, "found": str(hit) if hit else None, "status": st, "detail": detail})
-    hit = next((str(r / "celeba") for r in roots if _celeba_present(r)), None)
-    rows.append({"dataset": "celeba", "split": "all", "found": hit, "status": "ok" if hit else "missing", "detail": ""})
-    rows.append({"dataset": "digits", "split": "train/test", "found": "scikit-learn (bundled)", "status": "ok", "detail": "1,797 images"})
-    return rows
-
-def _copy_verified(src: Path, dst: Path) -> str:
-    "Copy `src` to `dst` through a temporary file unless an identical copy is there; returns what was done."
-    if dst.is_file() and dst.stat().st_size == src.stat().st_size and sha256_file(dst) == sha256_file(src):
-        return "kept"
-    action = "repaired" if dst.exists() else "copied"
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    try:
-        shutil.copyfile(src, tmp)
-        if sha256_file(tmp) != sha256_file(src):
-            raise OSError(f"the copy of {src} does not match its source (disk full or failing?)")
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return action
-
-MANIFEST = ".latentgen-manifest.json"      # the CRC-32 of every extracted file, written by prepare_offline
-
-def _write_manifest(zf: zipfile.ZipFile, folder: Path, source: Path):
-    atomic_write_bytes(folder / MANIFEST, sealed_json_bytes(
-        {"source": str(source), "crc32": {i.filename: i.CRC for i in zf.infolist() if not i.is_dir()}}))
-
-def _extracted_complete(zf: zipfile.ZipFile, dest: Path) -> bool:
-    for i in zf.infolist():
-        if not i.is_dir():
-            p = dest / i.filename
-            if not p.is_file() or p.stat().st_size != i.file_size or zlib.crc32(p.read_bytes()) != i.CRC:
-                return False
-    return True
-
-def prepare_offline(source: str | Path, root: str | Path | None = None) -> dict:
-    """Copy offline MNIST IDX files and extract `cifar10-jpg.zip` from `source` into the data root, verifying what is
-    already there (sizes and SHA-256 for files, sizes and CRC-32 for extracted JPEGs) and repairing partial copies.
-    Returns `{"root": Path, "actions": [one line per dataset]}`; raises when `source` holds nothing known."""
-    source, dest = Path(source), _download_root(root)
-    if not source.is_dir():
-        raise FileNotFoundError(f"offline data folder {source} does not exist")
-    actions = []
-    raw = source / "MNIST" / "raw"
-    files = sorted(f for f in raw.iterdir() if f.is_file() and "-ubyte" in f.name) if raw.is_dir() else []
-    if files:
-        (dest / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
-        done = [_copy_verified(f, dest / "MNIST" / "raw" / f.name) for f in files]
-        actions.append(f"MNIST: {len(files)} IDX file(s): {done.count('copied')} copied, {done.count('repaired')} "
-                       f"repaired, {done.count('kept')} already complete (size and SHA-256 checked)")
-    z = source / "cifar10-jpg.zip"
-    if z.is_file():
-        with zipfile.ZipFile(z) as zf:
-            n = sum(1 for i in zf.infolist() if i.filename.lower().endswith(".jpg"))
-            unsafe = [i.filename for i in zf.infolist()
-                      if i.filename.startswith(("/", "\\")) or ".." in Path(i.filename).parts or ":" in i.filename.split("/")[0]]
-            if unsafe:
-                raise ValueError(f"{z} holds a member whose path leads outside the folder it is extracted to "
-                                 f"({unsafe[0]!r}); nothing was extracted: use an unmodified cifar10-jpg.zip")
-            if _extracted_complete(zf, dest / "cifar10-jpg"):
-                _write_manifest(zf, dest / "cifar10-jpg", z)
-                actions.append(f"CIFAR-10: {n:,} JPEGs already extracted (sizes and CRC-32 match the zip)")
-            else:
-                tmp = dest / ".cifar10-jpg.partial"
-                shutil.rmtree(tmp, ignore_errors=True)
-                zf.extractall(tmp)
-                if not _extracted_complete(zf, tmp):
-                    raise OSError(f"extracting {z} into {tmp} left files missing or short (disk full?)")
-                shutil.rmtree(dest / "cifar10-jpg", ignore_errors=True)  # a partial copy, or only a decode cache
-                os.replace(tmp, dest / "cifar10-jpg")
-                _write_manifest(zf, dest / "cifar10-jpg", z)
-                actions.append(f"CIFAR-10: extracted {n:,} JPEGs from {z}")
-    if not actions:
-        raise FileNotFoundError(f"{source} holds no offline data that latentgen knows: expected MNIST/raw/*-ubyte[.gz] "
-                                "and/or cifar10-jpg.zip")
-    return {"root": dest, "actions": actions}
+def __getattr__(name: str):
+    "Names that moved to `latentgen.offline`, still importable from here."
+    if name in _MOVED:
+        import latentgen.offline as _offline
+        return getattr(_offline, name)
+    raise AttributeError(f"module 'latentgen.data' has no attribute {name!r}")

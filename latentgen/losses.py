@@ -117,6 +117,7 @@ def dmol_split(out, n_mix: int, channels: int):
     coeffs = torch.tanh(rest[:, :, 2 * C:]) if n_coef else None
     return logit_probs, rest[:, :, :C], rest[:, :, C:2 * C], coeffs
 
+# %% ../nbs/04_losses.ipynb #81854da0
 def sample_discretized_mix_logistic(logit_probs, means, log_scales, coeffs=None):
     "Draw x in [-1, 1] `[B, C, H, W]` from the mixture (5): pick a component, sample logistics channel by channel."
     B, K, C, H, W = means.shape

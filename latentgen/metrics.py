@@ -2,359 +2,23 @@
 
 # %% ../nbs/07_metrics.ipynb #9bd84d56
 from __future__ import annotations
-import functools, hashlib, importlib.resources, io, json, os, socket, tempfile, time
-from pathlib import Path
+import tempfile
 
 import torch
-import torch.nn.functional as F
 import torchvision.transforms.functional as TF
-from torch import nn
 from torch.utils.data import Dataset
 
 import torch_fidelity
-from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.metric_isc import isc_features_to_metric
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from .config import (atomic_write_bytes, barrier, is_main_process, load_checked_json, run_info, safe_torch_load,
-                              seal_torch_bytes, sealed_json_bytes, seed_everything, sha256_file)
-from .data import DatasetNotFoundError, ImageSubset, load_dataset, make_loader, split_holdout
+from .data import make_loader
+from .features import EXTRACTOR_FAMILIES, RANDOM_EXTRACTOR, extractor_family, extractor_name, metric_backend
 from .losses import bits_per_dim, iwae_bound
 
 # %% auto #0
-__all__ = ['EXTRACTOR_FAMILIES', 'EXTRACTOR_EPOCHS', 'RANDOM_EXTRACTOR', 'INCEPTION_EXTRACTOR', 'BACKENDS', 'ClassifierNet',
-           'extractor_name', 'extractor_dirs', 'find_extractor', 'load_extractor', 'extractor_splits',
-           'classifier_accuracy', 'train_extractor', 'ClassifierFeatures', 'RandConvFeatures', 'inception_weights_path',
-           'metric_backend', 'draw_samples', 'fidelity', 'degraded_copies', 'ranks_as_expected', 'class_fidelity',
-           'write_seeded_inception_weights', 'reconstruction_error', 'iwae_nll']
-
-# %% ../nbs/07_metrics.ipynb #d5f001a7
-EXTRACTOR_FAMILIES = {   # dataset -> classifier config; one family per image format
-    "mnist": dict(channels=1, size=28, widths=(32, 64), features=128, flip=False, lowres=0.0, shift=2),
-    "fashionmnist": dict(channels=1, size=28, widths=(32, 64), features=128, flip=True, lowres=0.0, shift=2),
-    "cifar10": dict(channels=3, size=32, widths=(32, 64, 128), features=256, flip=True, lowres=0.25, shift=3),
-}
-EXTRACTOR_EPOCHS = {"mnist": 12, "fashionmnist": 12, "cifar10": 6}
-_FAMILY_LABELS = {"mnist": "MNIST", "fashionmnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
-
-class ClassifierNet(nn.Module):
-    "A small VGG-style classifier; its penultimate layer `h(x)` is the feature space of the sample metrics."
-    def __init__(self, channels: int = 1, size: int = 28, widths: tuple = (32, 64), features: int = 128,
-                 classes: int = 10, flip: bool = False, lowres: float = 0.0, shift: int = 2, lr: float = 2e-3):
-        super().__init__()
-        self.config = dict(channels=channels, size=size, widths=list(widths), features=features, classes=classes,
-                           flip=flip, lowres=lowres, shift=shift, lr=lr)
-        layers, c = [], channels
-        for w in widths:                     # two 3x3 conv + BN + ReLU per width, then 2x2 max-pooling
-            for cin in (c, w):
-                layers += [nn.Conv2d(cin, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
-            layers.append(nn.MaxPool2d(2))
-            c = w
-        self.trunk = nn.Sequential(*layers)
-        self.hidden = nn.Sequential(nn.Linear(c, features), nn.ReLU())
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(features, classes))
-
-    def embed(self, x):
-        "Images in [0, 1] `[B, channels, size, size]` -> (features h(x) `[B, features]`, logits `[B, classes]`)."
-        h = self.hidden(self.trunk(2 * x - 1).mean((2, 3)))
-        return h, self.head(h)
-
-    def forward(self, x):
-        return self.embed(x)[1]
-
-    def augment(self, x):
-        "Integer shifts up to `shift` px, horizontal flips (`flip`), a half-resolution round trip (probability `lowres`)."
-        c, n = self.config, len(x)
-        theta = torch.zeros(n, 2, 3, device=x.device)
-        theta[:, 0, 0] = theta[:, 1, 1] = 1
-        if c["flip"]:
-            theta[:, 0, 0] = torch.where(torch.rand(n, device=x.device) < 0.5, -1.0, 1.0)
-        theta[:, :, 2] = torch.randint(-c["shift"], c["shift"] + 1, (n, 2), device=x.device).float() * 2 / x.shape[-1]
-        x = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), mode="nearest",
-                          padding_mode="reflection" if c["channels"] == 3 else "zeros", align_corners=False)
-        if c["lowres"] and torch.rand(()) < c["lowres"]:
-            s = x.shape[-1]
-            x = F.interpolate(F.interpolate(x, size=s // 2, mode="bilinear", antialias=True), size=s, mode="bilinear")
-        return x
-
-    def configure_optimizers(self):
-        return {"loss": torch.optim.Adam(self.parameters(), lr=self.config["lr"])}
-
-    def loss(self, batch):
-        x, y = batch
-        logits = self(self.augment(x))
-        return {"loss": F.cross_entropy(logits, y), "acc": (logits.argmax(1) == y).float().mean()}
-
-# %% ../nbs/07_metrics.ipynb #2a2d699a
-_PACKAGE_WEIGHTS = Path(str(importlib.resources.files("latentgen"))) / "weights"
-
-def extractor_name(dataset: str) -> str:
-    "torch-fidelity's name of the latentgen classifier of `dataset`."
-    return f"latentgen-{dataset}-classifier"
-
-def extractor_dirs() -> list[Path]:
-    "Where classifier weights are looked for, in order: `$LATENTGEN_EXTRACTORS`, the package, the user cache."
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "latentgen" / "extractors"
-    env = [Path(os.environ["LATENTGEN_EXTRACTORS"])] if os.environ.get("LATENTGEN_EXTRACTORS") else []
-    return env + [_PACKAGE_WEIGHTS, cache]
-
-def find_extractor(dataset: str) -> Path | None:
-    "The JSON file describing the classifier of `dataset` (first of `extractor_dirs()`), or None."
-    return next((d / f"{dataset}-classifier.json" for d in extractor_dirs()
-                 if (d / f"{dataset}-classifier.json").is_file()), None)
-
-@functools.lru_cache(maxsize=8)
-def _load_checked(json_path: str, stamps: tuple):
-    "Load and hash-check once per version of the two files (`stamps`: their mtimes and sizes)."
-    meta = load_checked_json(json_path, "feature classifier description",
-                             "Retrain it: latentgen metrics train-extractor --dataset ...")
-    if not isinstance(meta, dict) or not {"sha256", "config"} <= set(meta):
-        raise ValueError(f"{json_path} is not a latentgen feature classifier description (no sha256 or config)")
-    pt = Path(json_path).with_suffix(".pt")
-    if not pt.is_file():
-        raise FileNotFoundError(f"{pt} is missing (its description {json_path} is there)")
-    sha = sha256_file(pt)
-    if sha != meta["sha256"]:
-        raise ValueError(f"{pt} has SHA-256 {sha[:16]}..., but {json_path} records {meta['sha256'][:16]}...: the file "
-                         f"was changed or corrupted; retrain it: latentgen metrics train-extractor --dataset {meta['dataset']}")
-    retrain = f"Retrain it: latentgen metrics train-extractor --dataset {meta.get('dataset', '...')}"
-    state = safe_torch_load(pt, what="feature classifier", hint=retrain, checked=True)   # never code from a file
-    net = ClassifierNet(**meta["config"])
-    try:
-        net.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as e:
-        raise ValueError(f"{pt}: its weights do not fit the classifier {json_path} describes ("
-                         f"{' '.join(str(e).split())[:160]}); {retrain}") from None
-    return net.eval().requires_grad_(False), meta
-
-def load_extractor(dataset: str, path: str | Path | None = None) -> tuple[ClassifierNet, dict]:
-    "The trained classifier of `dataset` (or the one described by `path`, a .json or .pt) and its description."
-    if path is None:
-        path = find_extractor(dataset)
-        if path is None:
-            raise FileNotFoundError(f"no latentgen feature classifier for {dataset!r} in "
-                                    f"{', '.join(map(str, extractor_dirs()))}; train one with: "
-                                    f"latentgen metrics train-extractor --dataset {dataset}")
-    path = Path(path).with_suffix(".json")
-    stamps = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in (path, path.with_suffix(".pt")))
-    net, meta = _load_checked(str(path.resolve()), stamps)
-    return net, meta
-
-def extractor_splits(dataset: str, seed: int = 0):
-    "(train, held-out) for a feature classifier: the train and test splits; MNIST-like sets without their train split use the chapters' cut of the test split."
-    if dataset not in EXTRACTOR_FAMILIES:
-        raise ValueError(f"no classifier family for {dataset!r}; families: {', '.join(EXTRACTOR_FAMILIES)}")
-    try:
-        return load_dataset(dataset, "train"), load_dataset(dataset, "test")
-    except DatasetNotFoundError:
-        if dataset == "cifar10":
-            raise
-        return split_holdout(load_dataset(dataset, "test"), 1000, seed)
-
-@torch.no_grad()
-def classifier_accuracy(net: nn.Module, data, batch_size: int = 500) -> float:
-    "Top-1 accuracy of `net` over a dataset of (image, label)."
-    was, dev = net.training, next(net.parameters()).device
-    net.eval()
-    correct = n = 0
-    for x, y in make_loader(data, batch_size):
-        correct += (net(x.to(dev)).argmax(1).cpu() == y).sum().item(); n += len(y)
-    net.train(was)
-    return correct / n
-
-def train_extractor(dataset: str, *, epochs: int | None = None, out: str | Path | None = None, seed: int = 0,
-                    subset: int | None = None, batch_size: int = 128, device=None, command: str | None = None) -> Path:
-    "Train the feature classifier of `dataset` with the toolbox `Trainer`; write `<out>/<dataset>-classifier.{pt,json}`."
-    from latentgen.train import Trainer
-    train, held = extractor_splits(dataset, seed)
-    if subset is not None:
-        train = ImageSubset(train, min(subset, len(train)), seed)
-    epochs = epochs or EXTRACTOR_EPOCHS[dataset]
-    seed_everything(seed)
-    net = ClassifierNet(**EXTRACTOR_FAMILIES[dataset])
-    cosine = lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=epochs)
-    trainer = Trainer(net, seed=seed, device=device, schedulers={"loss": cosine}, desc=f"{dataset} feature classifier")
-    t0 = time.perf_counter()
-    trainer.fit(train, epochs=epochs, batch_size=batch_size)
-    net = net.cpu().eval()
-    acc = classifier_accuracy(net, held)
-    buf = io.BytesIO(); torch.save(net.state_dict(), buf)
-    out = Path(out) if out is not None else extractor_dirs()[0 if os.environ.get("LATENTGEN_EXTRACTORS") else -1]
-    path = out / f"{dataset}-classifier.json"
-    if not is_main_process():                 # under torchrun: rank 0 writes, the others wait until the files exist
-        barrier()
-        return path
-    weights = seal_torch_bytes(buf.getvalue())         # its SHA-256 inside too: checked when it is opened
-    atomic_write_bytes(out / f"{dataset}-classifier.pt", weights)
-    meta = {**run_info(), "dataset": dataset, "extractor": extractor_name(dataset), "config": net.config, "epochs": epochs,
-            "batch_size": batch_size, "seed": seed, "train": train.describe(), "held_out": held.describe(),
-            "held_out_accuracy": acc, "parameters": sum(p.numel() for p in net.parameters()),
-            "train_time_s": round(time.perf_counter() - t0, 1), "sha256": hashlib.sha256(weights).hexdigest(),
-            **({"command": command} if command else {})}
-    atomic_write_bytes(path, sealed_json_bytes(meta))
-    print(f"{dataset} classifier: held-out accuracy {acc:.4f} on {len(held):,} images; wrote {path}")
-    barrier()
-    return path
-
-# %% ../nbs/07_metrics.ipynb #87af0884
-class _Extractor(FeatureExtractorBase):
-    "What latentgen's extractors share for torch-fidelity: uint8 RGB input, checked; no torch.compile."
-    @staticmethod
-    def can_be_compiled():
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile():
-        return None
-
-    @staticmethod
-    def check_input(x):
-        if x.dim() != 4 or x.shape[1] != 3 or x.dtype != torch.uint8:
-            raise ValueError(f"expected uint8 images [B, 3, H, W], got {x.dtype} {tuple(x.shape)}")
-
-class ClassifierFeatures(_Extractor):
-    "torch-fidelity view of a latentgen classifier: uint8 RGB images `[B, 3, H, W]` of any size -> ('features', 'logits')."
-    dataset = None                           # set by the registered subclass of each family
-
-    def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
-        super().__init__(name, features_list)
-        self.net, self.meta = load_extractor(self.dataset, feature_extractor_weights_path)
-        self.requires_grad_(False)
-        self.eval()
-
-    @staticmethod
-    def get_provided_features_list():
-        return ("features", "logits")
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric):
-        return "logits" if metric == "isc" else "features"
-
-    def forward(self, x):
-        self.check_input(x)
-        c, s = self.net.config["channels"], self.net.config["size"]
-        x = x.float() / 255
-        x = x.mean(1, keepdim=True) if c == 1 else x
-        if tuple(x.shape[-2:]) != (s, s):
-            x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
-        h, logits = self.net.embed(x)
-        return tuple({"features": h, "logits": logits}[k] for k in self.features_list)
-
-for _ds in EXTRACTOR_FAMILIES:
-    if extractor_name(_ds) not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(extractor_name(_ds), type(f"ClassifierFeatures_{_ds}", (ClassifierFeatures,), {"dataset": _ds}))
-
-RANDOM_EXTRACTOR = "latentgen-randconv64"
-INCEPTION_EXTRACTOR = "inception-v3-compat"
-
-class RandConvFeatures(_Extractor):
-    "Retired: a fixed random-weight conv net (seed 2024) giving 512 features. Uncalibrated; only by name."
-    SEED, SIZE, WIDTHS = 2024, 64, (64, 128, 256, 512)
-
-    def __init__(self, name, features_list, **kwargs):
-        super().__init__(name, features_list)
-        g = torch.Generator().manual_seed(self.SEED)
-        layers, ch = [], 3
-        for i, w in enumerate(self.WIDTHS):
-            conv = nn.Conv2d(ch, w, 3, 1 if i == 0 else 2, 1)
-            with torch.no_grad():
-                conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * (2 / (ch * 9)) ** 0.5)
-                conv.bias.zero_()
-            layers += [conv, nn.ReLU()]
-            ch = w
-        self.net = nn.Sequential(*layers)
-        self.requires_grad_(False)
-
-    @staticmethod
-    def get_provided_features_list():
-        return ("512",)
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric):
-        return "512"
-
-    def forward(self, x):
-        self.check_input(x)
-        x = F.interpolate(x.float() / 127.5 - 1, size=(self.SIZE, self.SIZE), mode="bilinear", align_corners=False)
-        return (self.net(x).mean((2, 3)),)
-
-if RANDOM_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
-    register_feature_extractor(RANDOM_EXTRACTOR, RandConvFeatures)
-
-# %% ../nbs/07_metrics.ipynb #c84f52e5
-_INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
-BACKENDS = ("auto", "inception", "classifier", "random")
-
-def inception_weights_path() -> str | None:
-    "Local InceptionV3 weights: `$LATENTGEN_INCEPTION_WEIGHTS` (must exist) or torch's hub cache; else None."
-    env = os.environ.get("LATENTGEN_INCEPTION_WEIGHTS")
-    if env:
-        if not Path(env).is_file():
-            raise FileNotFoundError(f"$LATENTGEN_INCEPTION_WEIGHTS={env} does not exist")
-        return env
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / _INCEPTION_FILE
-    return str(cached) if cached.is_file() else None
-
-def _try_download_inception(timeout: float = 20.0) -> str | None:
-    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)
-    try:
-        torch.hub.load_state_dict_from_url(URL_INCEPTION_V3, progress=False)
-        return inception_weights_path()
-    except Exception:
-        return None
-    finally:
-        socket.setdefaulttimeout(old)
-
-@functools.lru_cache(maxsize=4)
-def _sha256_cached(path: str, size: int, mtime: float) -> str:
-    return sha256_file(path)
-
-def _family(dataset) -> str | None:
-    if dataset is None:
-        return None
-    return str(dataset).lower().replace("-", "").replace("_", "")
-
-def metric_backend(backend: str | None = None, dataset: str | None = None) -> dict:
-    "Decide the feature extractor: {'name', 'label', 'weights', 'sha256', 'comparable_to_published'}; see the rule above."
-    backend = (backend or os.environ.get("LATENTGEN_METRIC_BACKEND") or "auto").lower()
-    if backend == "offline":
-        raise ValueError("metric backend 'offline' (the random-weight extractor) is retired: use 'classifier' (the "
-                         "trained, calibrated classifier of the dataset's family) or, to reproduce old numbers, 'random'")
-    if backend not in BACKENDS:
-        raise ValueError(f"metric backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend == "random":
-        return {"name": RANDOM_EXTRACTOR, "label": "FD (random conv features, uncalibrated)",
-                "weights": f"random, seed {RandConvFeatures.SEED}", "sha256": None, "comparable_to_published": False}
-    if backend in ("auto", "inception"):
-        path = inception_weights_path()
-        if path is None and os.environ.get("LATENTGEN_OFFLINE", "").lower() not in ("1", "true", "yes"):
-            path = _try_download_inception()
-        if path is not None:
-            st = Path(path).stat()
-            sha = _sha256_cached(str(path), st.st_size, st.st_mtime)
-            real = sha.startswith(_INCEPTION_FILE.split("-")[-1].split(".")[0])
-            return {"name": INCEPTION_EXTRACTOR, "weights": str(path), "sha256": sha, "comparable_to_published": real,
-                    "label": "FID (InceptionV3)" if real else f"FD (InceptionV3 layout, unrecognised weights {sha[:8]})"}
-        if backend == "inception":
-            raise FileNotFoundError("InceptionV3 weights are not available: set $LATENTGEN_INCEPTION_WEIGHTS to "
-                                    f"{_INCEPTION_FILE} (torch-fidelity's release) or allow the download")
-    fam = _family(dataset)
-    if fam is None:
-        raise ValueError("no InceptionV3 weights here, and no dataset was named to choose a latentgen classifier: pass "
-                         "dataset= (or a reference set with a .name), or backend='random' for the uncalibrated extractor")
-    found = find_extractor(fam) if fam in EXTRACTOR_FAMILIES else None
-    if found is None:
-        how = (f"train one with `latentgen metrics train-extractor --dataset {fam}`, " if fam in EXTRACTOR_FAMILIES
-               else f"latentgen has no classifier family for {fam!r} (families: {', '.join(EXTRACTOR_FAMILIES)}); ")
-        raise FileNotFoundError(f"no sample metric for {fam!r}: no InceptionV3 weights (offline) and no latentgen "
-                                f"classifier; {how}set $LATENTGEN_INCEPTION_WEIGHTS, or ask for backend='random' "
-                                "(uncalibrated)")
-    _, meta = load_extractor(fam, found)
-    return {"name": extractor_name(fam), "label": f"FD (latentgen {_FAMILY_LABELS[fam]} classifier)",
-            "weights": str(found), "sha256": meta["sha256"], "held_out_accuracy": meta["held_out_accuracy"],
-            "comparable_to_published": False}
+__all__ = ['draw_samples', 'fidelity', 'degraded_copies', 'ranks_as_expected', 'class_fidelity', 'reconstruction_error',
+           'iwae_nll']
 
 # %% ../nbs/07_metrics.ipynb #4392a8d1
 class _Uint8RGB(Dataset):
@@ -396,6 +60,7 @@ def _feature_cache_dir() -> str:
         _FEATURE_CACHE = tempfile.TemporaryDirectory(prefix="latentgen-fidelity-")
     return _FEATURE_CACHE.name
 
+# %% ../nbs/07_metrics.ipynb #df1e3d70
 def fidelity(samples, reference, *, dataset: str | None = None, n_samples: int | None = None,
              backend: str | None = None, n_reference: int | None = None, prc: bool = True, kid_subset_size: int = 1000,
              batch_size: int = 200, cuda: bool | None = None, reference_cache: str | None = None) -> dict:
@@ -453,7 +118,7 @@ def ranks_as_expected(fd: dict, strict: bool = False) -> bool:
 @torch.no_grad()
 def class_fidelity(samples, labels=None, *, dataset: str, batch_size: int = 500, splits: int = 10) -> dict:
     "Eq. (2) with the latentgen classifier of `dataset`: `accuracy` (samples classified as `labels`) and the classifier's Inception Score `is`."
-    fam = _family(dataset)
+    fam = extractor_family(dataset)
     if fam not in EXTRACTOR_FAMILIES:
         raise ValueError(f"class fidelity needs a latentgen classifier; no family for {dataset!r} "
                          f"(families: {', '.join(EXTRACTOR_FAMILIES)})")
@@ -472,22 +137,6 @@ def class_fidelity(samples, labels=None, *, dataset: str, batch_size: int = 500,
     if labels is not None:
         out["accuracy"] = (logits.argmax(1) == torch.as_tensor(labels).view(-1)).float().mean().item()
     return out
-
-# %% ../nbs/07_metrics.ipynb #8df5eae0
-def write_seeded_inception_weights(path: str | Path, seed: int = 0) -> Path:
-    "Write seeded random values in the exact layout of torch-fidelity's InceptionV3 weights (a test fixture; not a metric)."
-    from unittest import mock
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-    with tempfile.TemporaryDirectory() as d, torch.random.fork_rng():
-        torch.manual_seed(seed)
-        torch.save({}, Path(d) / "empty.pth")
-        with mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None):
-            net = FeatureExtractorInceptionV3(INCEPTION_EXTRACTOR, ["2048"], feature_extractor_weights_path=str(Path(d) / "empty.pth"))
-        for m in net.modules():              # He-normal convolutions keep the activations' scale through the 90-odd layers
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-        buf = io.BytesIO(); torch.save(net.state_dict(), buf)
-    return atomic_write_bytes(path, buf.getvalue())
 
 # %% ../nbs/07_metrics.ipynb #8b10edd1
 def _move(t, device):
@@ -527,3 +176,11 @@ def iwae_nll(log_weights, data, *, k: int = 100, batch_size: int = 64, n: int | 
         total += -iwae_bound(lw, 0).sum().item(); count += len(x); dims = x[0].numel()
     nll = total / count
     return {"nll_nats": nll, "bpd": bits_per_dim(nll, dims), "k": k, "n": count}
+
+# %% ../nbs/07_metrics.ipynb #a1b2c3d5
+def __getattr__(name: str):
+    "Names that moved to `latentgen.features` (the feature classifiers, the extractor choice), still importable from here."
+    import latentgen.features as _features
+    if name in _features.__all__ or name in ("extractor_family",):
+        return getattr(_features, name)
+    raise AttributeError(f"module 'latentgen.metrics' has no attribute {name!r}")

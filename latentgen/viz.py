@@ -147,7 +147,10 @@ def save_figure(fig, chapter: str, name: str, profile: str | None = None, root=N
     """Save `fig` as `<root>/<chapter>/<profile>/figures/<name>.png` (root: `config.results_root()`); returns the path.
     `show` (default: inside a notebook) displays the saved PNG bytes and closes `fig`: the page shows the file."""
     import io
-    from latentgen.config import atomic_write_bytes, get_profile, is_main_process, results_root
+    from latentgen.config import get_profile
+    from latentgen.distributed import is_main_process
+    from latentgen.fileio import atomic_write_bytes
+    from latentgen.results import results_root
     if not name or "/" in name or "\\" in name:
         raise ValueError(f"a figure name must be a plain file name without folders, got {name!r}")
     path = Path(root if root is not None else results_root()) / chapter / get_profile(profile) / "figures" / f"{name}.png"

@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 
 import latentgen.cli as cli
-from latentgen.config import dist_info
+from latentgen.distributed import dist_info
 from latentgen.models import MODELS, build_model, config_keys
 from latentgen.train import Trainer
 

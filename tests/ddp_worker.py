@@ -9,7 +9,7 @@ import argparse, os, signal, sys
 import torch
 from torch import nn
 
-from latentgen.config import dist_info
+from latentgen.distributed import dist_info
 from latentgen.data import load_digits
 from latentgen.train import Trainer
 

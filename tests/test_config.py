@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from latentgen.config import by_profile, get_profile, load_results, save_results, seed_everything
+from latentgen.config import by_profile, get_profile, seed_everything
+from latentgen.results import load_results, save_results
 
 
 def test_profile_from_environment(monkeypatch):

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from latentgen.data import (DatasetNotFoundError, check_images, data_roots, load_celeba, load_cifar10, load_dataset,
-                            load_mnist_like, make_celeba_fixture, prepare_offline, read_idx, to_signed, to_unit)
+                            load_mnist_like, make_celeba_fixture, read_idx, to_signed, to_unit)
+from latentgen.offline import prepare_offline
 from latentgen.data import CIFAR10_CLASSES, write_idx
 from tests.helpers import SHARED_DATA
 
@@ -132,7 +133,7 @@ def _fixture_zip(tmp_path, extra=None):
 
 def test_check_and_prepare_verify_content_not_sizes(tmp_path):
     "A JPEG changed in place (same size) is reported by `data check` and repaired by `data prepare` (issue 29)."
-    from latentgen.data import data_status
+    from latentgen.offline import data_status
     z = _fixture_zip(tmp_path)
     prepare_offline(z.parent, root=tmp_path / "data")
     status = lambda: {r["split"]: r for r in data_status(tmp_path / "data") if r["dataset"] == "cifar10"}

@@ -7,9 +7,10 @@ import torch
 
 from latentgen.cli import main
 from latentgen.data import load_dataset, split_holdout
-from latentgen.metrics import (EXTRACTOR_FAMILIES, INCEPTION_EXTRACTOR, class_fidelity, classifier_accuracy,
-                               degraded_copies, extractor_splits, fidelity, find_extractor, load_extractor,
-                               metric_backend, ranks_as_expected, sha256_file, write_seeded_inception_weights)
+from latentgen.metrics import class_fidelity, degraded_copies, fidelity, ranks_as_expected
+from latentgen.fileio import sha256_file
+from latentgen.features import (EXTRACTOR_FAMILIES, INCEPTION_EXTRACTOR, classifier_accuracy, extractor_splits,
+    find_extractor, load_extractor, metric_backend, write_seeded_inception_weights)
 
 FLOOR = {"mnist": 0.97, "cifar10": 0.70}     # held-out accuracy below which a classifier is not a yardstick
 

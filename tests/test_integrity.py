@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from latentgen.cli import RunLock, main
-from latentgen.config import (CorruptFileError, UncheckedFileWarning, atomic_write_bytes, check_seal, load_results,
-                              save_results, save_torch, seal_torch_bytes)
+from latentgen.fileio import (CorruptFileError, UncheckedFileWarning, atomic_write_bytes, check_seal, save_torch,
+    seal_torch_bytes)
+from latentgen.results import load_results, save_results
 from latentgen.models import VAE, load_model, save_model
 
 TINY = ["--dataset", "digits", "--batch-size", "32", "--set", "latent_dim=2", "width=4", "hidden=8"]
@@ -126,8 +127,8 @@ def test_shape_check_before_the_model_is_built(run, tmp_path):
 
 def _fake_extractor(folder, payload=None):
     "An MNIST classifier description and weights in `folder`, as train-extractor writes them."
-    from latentgen.config import sealed_json_bytes
-    from latentgen.metrics import EXTRACTOR_FAMILIES, ClassifierNet
+    from latentgen.fileio import sealed_json_bytes
+    from latentgen.features import EXTRACTOR_FAMILIES, ClassifierNet
     net = ClassifierNet(**EXTRACTOR_FAMILIES["mnist"])
     buf = io.BytesIO(); torch.save(payload if payload is not None else net.state_dict(), buf)
     data = seal_torch_bytes(buf.getvalue())

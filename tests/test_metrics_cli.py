@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from latentgen.cli import main
 from latentgen.data import load_dataset
-from latentgen.metrics import RANDOM_EXTRACTOR, RandConvFeatures, fidelity, iwae_nll, metric_backend
+from latentgen.metrics import fidelity, iwae_nll
+from latentgen.features import RANDOM_EXTRACTOR, RandConvFeatures, metric_backend
 
 
 def test_random_extractor_is_deterministic_and_checks_input():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from latentgen.cli import main
-from latentgen.config import UnsafeFileError, safe_torch_load
+from latentgen.fileio import UnsafeFileError, safe_torch_load
 from latentgen.data import load_dataset
 from latentgen.models import VAE, convert_file, load_model, save_model
 from latentgen.train import Trainer

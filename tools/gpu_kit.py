@@ -470,7 +470,7 @@ def cmd_prepare_data(a):
             raise SystemExit(f"gpu-kit: {kit / f} differs from the manifest")
     t0 = time.perf_counter()
     sys.path.insert(0, str(ROOT))
-    from latentgen.data import prepare_offline
+    from latentgen.offline import prepare_offline
     for line in prepare_offline(kit / "data", root)["actions"]:
         print(f"gpu-kit: {line}")
     want = data["cifar10"]["members_sha256"]
