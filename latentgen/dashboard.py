@@ -9,10 +9,10 @@ from .config import PROFILES
 from .results import results_root
 
 # %% auto #0
-__all__ = ['VERDICTS', 'effect', 'verdict', 'load_all_results', 'protocol']
+__all__ = ['VERDICTS', 'effect', 'noise_threshold', 'verdict', 'load_all_results', 'protocol']
 
 # %% ../nbs/results_dashboard.ipynb #948c3298
-VERDICTS = ("reproduced", "same direction", "not reproduced", "not run")
+VERDICTS = ("reproduced", "same direction", "within noise", "opposite", "at floor", "spread not measured", "not run")
 
 def effect(a: float, b: float, lower_is_better: bool = True) -> float:
     "Relative difference of A over B in the claimed direction: > 0 when A is better than B, as the paper claims."
@@ -20,19 +20,32 @@ def effect(a: float, b: float, lower_is_better: bool = True) -> float:
         raise ValueError("the reference value B is 0: a relative effect is undefined")
     return ((b - a) if lower_is_better else (a - b)) / abs(b)
 
-def verdict(e: float | None, tau: float = 0.0, comparable: bool = False, ours: float | None = None,
-            paper: float | None = None, paper_effect: float | None = None) -> str:
-    """The dashboard's rule: 'not run' without a measurement; 'reproduced' for a comparable run (the paper's metric and
-    protocol) whose effect exceeds tau and whose value is within 10% of the paper's (or whose effect is at least half of
-    the paper's claimed relative change); else 'same direction' when the effect exceeds tau; else 'not reproduced'."""
+def noise_threshold(values) -> float | None:
+    "τ for two one-seed runs from one quantity's values over seeds: 2√2 s / |mean| (s: sample sd); None under 2 seeds."
+    v = [float(x) for x in values]
+    if len(v) < 2:
+        return None
+    mean = sum(v) / len(v)
+    s = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
+    return 2 * math.sqrt(2) * s / abs(mean)
+
+def verdict(e: float | None, tau: float | None = None, comparable: bool = False, ours: float | None = None,
+            paper: float | None = None, paper_effect: float | None = None, at_floor: bool = False) -> str:
+    "The dashboard's rule (above), one case per verdict of `VERDICTS`."
     if e is None or (isinstance(e, float) and math.isnan(e)):
         return "not run"
-    if e <= tau:
-        return "not reproduced"
+    if at_floor:
+        return "at floor"
+    if tau is None:
+        return "spread not measured"
+    if abs(e) <= tau:
+        return "within noise"
+    if e < 0:
+        return "opposite"
     if comparable:
         close = ours is not None and paper is not None and abs(ours - paper) <= 0.1 * abs(paper)
-        big = paper_effect is not None and e >= 0.5 * paper_effect
-        if close or big:
+        sized = paper_effect is not None and 0.5 * paper_effect <= e <= 2 * paper_effect
+        if close or sized:
             return "reproduced"
     return "same direction"
 

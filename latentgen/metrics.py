@@ -17,8 +17,8 @@ from .features import EXTRACTOR_FAMILIES, RANDOM_EXTRACTOR, extractor_family, ex
 from .losses import bits_per_dim, iwae_bound
 
 # %% auto #0
-__all__ = ['draw_samples', 'fidelity', 'degraded_copies', 'ranks_as_expected', 'class_fidelity', 'reconstruction_error',
-           'iwae_nll']
+__all__ = ['FLOOR_ROWS', 'STRUCTURELESS', 'draw_samples', 'fidelity', 'degraded_copies', 'ranks_as_expected', 'floor_rows',
+           'floor_level', 'at_floor', 'rankable', 'class_fidelity', 'reconstruction_error', 'iwae_nll']
 
 # %% ../nbs/07_metrics.ipynb #4392a8d1
 class _Uint8RGB(Dataset):
@@ -113,6 +113,36 @@ def ranks_as_expected(fd: dict, strict: bool = False) -> bool:
     (shuffled, noise, constants); `strict=True` also asks pixel-shuffled < noise and constants."""
     v = list(fd.values())
     return v[0] < v[1] < v[2] < min(v[3:]) and (not strict or v[3] < min(v[4:]))
+
+# %% ../nbs/07_metrics.ipynb #572259cd
+FLOOR_ROWS = ("real, disjoint", "blurred 1 px", "blurred 2 px", "flat colour per image", "black", "uniform noise")
+
+def floor_rows(real, reference, *, seed: int = 0, **fidelity_kw) -> dict:
+    """Sample distances of reference-like image sets against `reference`, at its resolution and the size of `real`
+    (images in [0, 1], disjoint from `reference`): the rows of `FLOOR_ROWS`, each `fidelity`'s full result.
+    `fidelity_kw` go to every call (the table's `dataset`, `backend`, `reference_cache`, ...)."""
+    real = real if isinstance(real, torch.Tensor) else torch.stack([real[i][0] for i in range(len(real))])
+    g = torch.Generator().manual_seed(seed)
+    sets = {"real, disjoint": real, "blurred 1 px": TF.gaussian_blur(real, 5, 1.0),
+            "blurred 2 px": TF.gaussian_blur(real, 9, 2.0),
+            "flat colour per image": real.mean((2, 3), keepdim=True).expand_as(real).contiguous(),
+            "black": torch.zeros_like(real), "uniform noise": torch.rand(real.shape, generator=g)}
+    return {k: fidelity(v, reference, **fidelity_kw) for k, v in sets.items()}
+
+STRUCTURELESS = FLOOR_ROWS[2:]         # the rows without the images' structure: the floor is the lowest of them
+
+def floor_level(rows: dict, key: str = "fid") -> float:
+    "The floor of a table: the lowest distance of the `STRUCTURELESS` rows of `floor_rows` (all four must be there)."
+    val = lambda r: float(r[key] if isinstance(r, dict) else r)
+    return min(val(rows[k]) for k in STRUCTURELESS)
+
+def at_floor(d: float, rows: dict, key: str = "fid") -> bool:
+    "True when the distance `d` is at or past the table's floor (`floor_level`): such samples are not ranked."
+    return d >= floor_level(rows, key)
+
+def rankable(a: float, b: float, rows: dict, key: str = "fid") -> bool:
+    "Two distances of one table can be ranked unless both are at or past its floor."
+    return not (at_floor(a, rows, key) and at_floor(b, rows, key))
 
 # %% ../nbs/07_metrics.ipynb #61a8526a
 @torch.no_grad()
