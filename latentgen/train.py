@@ -23,7 +23,7 @@ from .data import ImageTensorDataset, base_indices
 __all__ = ['History', 'NonFiniteLossError', 'CheckpointMismatchError', 'Callback', 'default_callbacks', 'SingleProcess',
            'Trainer', 'fit', 'make_resident', 'NonFiniteGuard', 'ClipAndSkip', 'Schedules', 'EMA', 'ProgressBar',
            'Evaluation', 'DivergenceWarning', 'numpy_state', 'set_numpy_state', 'rng_state', 'set_rng_state',
-           'Checkpoint', 'Interruption', 'DataParallel', 'runs_root', 'run_facts', 'run_folder', 'run_trainer']
+           'Checkpoint', 'Interruption', 'DataParallel']
 
 # %% ../nbs/05_train.ipynb #bde6c7ca
 class History:
@@ -78,7 +78,7 @@ def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
             out.append(f"{prefix}{k}: checkpoint {a!r}, now {b!r}")
     return out
 
-# %% ../nbs/05_train.ipynb #0eb06f43
+# %% ../nbs/05_train.ipynb #414d5394
 class Callback:
     "One piece of the fit loop: methods named after the events it handles, an `order` (lower runs first), its state."
     order = 50
@@ -112,7 +112,7 @@ def _check_options(model, *, on_nan, resident, sync_every, schedule_every, **_):
     if schedule_every not in ("epoch", "step"):
         raise ValueError(f"schedule_every must be 'epoch' or 'step', got {schedule_every!r}")
 
-# %% ../nbs/05_train.ipynb #b67bf170
+# %% ../nbs/05_train.ipynb #74937cb4
 class _LossOf(nn.Module):
     "A model's `loss(batch)` as `forward`, which is what DistributedDataParallel wraps and synchronises."
     def __init__(self, model: nn.Module):
@@ -141,7 +141,7 @@ class SingleProcess:
         "Every process's `obj`, in rank order (None with one process)."
         return None
 
-# %% ../nbs/05_train.ipynb #ab5f58e5
+# %% ../nbs/05_train.ipynb #257dee84
 class Trainer:
     "Fit any model that defines `loss(batch) -> dict` (and optionally `configure_optimizers()`)."
     def __init__(self, model: nn.Module, *, optimizers: dict | Callable | None = None, lr: float = 1e-3,
@@ -156,7 +156,7 @@ class Trainer:
                  sync_every: int | None = None, compile: bool = False, callbacks: list | tuple = ()):
         kw = {k: v for k, v in locals().items() if k not in ("self", "model", "optimizers", "lr", "callbacks", "__class__")}
         _check_options(model, **kw)
-        self._place(model, device, bf16)                    # rank, world, device, model on it, bf16
+        self._place(model, device, bf16)                    # rank, world, device, the model on it
         if optimizers is None:
             optimizers = (model.configure_optimizers() if hasattr(model, "configure_optimizers")
                           else {"loss": torch.optim.Adam(model.parameters(), lr=lr)})
@@ -176,14 +176,14 @@ class Trainer:
         self.add_callbacks(default_callbacks(self, model, **kw) + list(callbacks))
 
     def __getattr__(self, name: str):
-        "Settings and counters that live in a callback or the strategy (`ema_model`, `skipped`, `ddp`, ...) read as before."
+        "Settings and counters kept by a callback or the strategy (`ema_model`, `skipped`...)."
         if not name.startswith("__"):
             for c in list(self.__dict__.get("callbacks", ())) + [self.__dict__.get("strategy")]:
                 if c is not None and name in vars(c):
                     return vars(c)[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-# %% ../nbs/05_train.ipynb #a5488c88
+# %% ../nbs/05_train.ipynb #f0109b5c
 @patch
 def _place(self: Trainer, model, device, bf16):
     "The process's rank and the world size, the device, the model on it, and whether to autocast to bfloat16."
@@ -225,7 +225,7 @@ def _flush(self: Trainer, bar=None):
     "Read the deferred step numbers (the non-finite guard checks and records them)."
     self._event("flush")
 
-# %% ../nbs/05_train.ipynb #3373a798
+# %% ../nbs/05_train.ipynb #39fcf34f
 @patch
 def _step(self: Trainer, batch) -> dict | None:
     "One optimisation step: forward, one backward per optimiser, update; the step's record (None: deferred or skipped)."
@@ -280,7 +280,7 @@ def _epoch(self: Trainer, data, batch_size, shuffle, drop_last):
         self.epoch += 1; self.batch_in_epoch = 0
         self._event("after_epoch")
 
-# %% ../nbs/05_train.ipynb #600c8584
+# %% ../nbs/05_train.ipynb #9d43f113
 @patch
 def fit(self: Trainer, data: Dataset | DataLoader, *, epochs: int | None = None, steps: int | None = None,
         batch_size: int = 128, shuffle: bool = True, drop_last: bool = True, resume: bool = False) -> History:
@@ -326,7 +326,7 @@ def fit(self: Trainer, data: Dataset | DataLoader, *, epochs: int | None = None,
               + f"; last: {last}")
     return self.history
 
-# %% ../nbs/05_train.ipynb #f9716dc8
+# %% ../nbs/05_train.ipynb #1d1a6818
 def fit(model: nn.Module, data, *, epochs: int | None = None, steps: int | None = None, batch_size: int = 128,
         **trainer_kwargs) -> Trainer:
     "Build a `Trainer` for `model`, fit it on `data`, and return the trainer (history in `.history`)."
@@ -334,7 +334,7 @@ def fit(model: nn.Module, data, *, epochs: int | None = None, steps: int | None 
     t.fit(data, epochs=epochs, steps=steps, batch_size=batch_size)
     return t
 
-# %% ../nbs/05_train.ipynb #e627d172
+# %% ../nbs/05_train.ipynb #7c160684
 def _to_device(batch, device):
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
@@ -358,7 +358,7 @@ class _U8Resident:
         j = self.index[i]
         return [self.images[j].float() / 255, self.targets[j]]
 
-# %% ../nbs/05_train.ipynb #34171e98
+# %% ../nbs/05_train.ipynb #915ad772
 def make_resident(data, device: torch.device, mode: bool | str = "auto"):
     """The whole data set as tensors on the device (once), when `mode` is True, or 'auto' on a GPU where it
     takes under a quarter of the memory; batches are then indexed on the device. None when not resident.
@@ -390,7 +390,7 @@ def make_resident(data, device: torch.device, mode: bool | str = "auto"):
 def _make_resident(self: Trainer, data):
     return make_resident(data, self.device, self.resident)
 
-# %% ../nbs/05_train.ipynb #03c4a6db
+# %% ../nbs/05_train.ipynb #32a4f40c
 @patch
 def _epoch_batches(self: Trainer, data, batch_size, shuffle, drop_last):
     "This epoch's global batches, and an iterator over this process's share of those not yet trained on."
@@ -423,7 +423,7 @@ def _epoch_batches(self: Trainer, data, batch_size, shuffle, drop_last):
     g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 1)   # the loader's own generator
     return batches, DataLoader(data, batch_sampler=mine, num_workers=self.num_workers, generator=g)
 
-# %% ../nbs/05_train.ipynb #626470f0
+# %% ../nbs/05_train.ipynb #90887f62
 @patch
 def state_dict(self: Trainer) -> dict:
     "The full training state (under torchrun a collective call: every process's random generators are gathered)."
@@ -448,7 +448,7 @@ def save_checkpoint(self: Trainer, path: str | Path | None = None) -> Path:
         save_torch(state, path)
     return path
 
-# %% ../nbs/05_train.ipynb #8cc92564
+# %% ../nbs/05_train.ipynb #bceb1593
 @patch
 def load_checkpoint(self: Trainer, path: str | Path | None = None):
     "Restore the full training state written by `save_checkpoint`."
@@ -478,7 +478,7 @@ def load_checkpoint(self: Trainer, path: str | Path | None = None):
     for cb in self.callbacks:                 # in order: the random states (checkpoint callback) near the end
         cb.load_state_dict(s)
 
-# %% ../nbs/05_train.ipynb #f2599307
+# %% ../nbs/05_train.ipynb #366f9ee3
 class NonFiniteGuard(Callback):
     "Check every loss term (and recorded gradient norm) for NaN/inf; record the steps; read deferred numbers in batches."
     order = 10
@@ -513,7 +513,7 @@ class NonFiniteGuard(Callback):
         elif self._pending and (t.step % self.sync_every == 0 or t.step == t.total):
             self.flush()
 
-# %% ../nbs/05_train.ipynb #a22d7fab
+# %% ../nbs/05_train.ipynb #7c351a3a
 @patch
 def flush(self: NonFiniteGuard):
     "Read the deferred step numbers in one host transfer: check them (naming the first bad term and its step), record them."
@@ -555,7 +555,7 @@ def _sync_every(t, o) -> int:
 
 _DEFAULTS["guard"] = lambda t, model, o: NonFiniteGuard(o["on_nan"], _sync_every(t, o))
 
-# %% ../nbs/05_train.ipynb #8eda024a
+# %% ../nbs/05_train.ipynb #1c022d07
 class ClipAndSkip(Callback):
     "Clip each optimiser's gradient norm to `clip`; skip the update when a norm exceeds `skip` (VDVAE)."
     order = 20
@@ -588,7 +588,7 @@ class ClipAndSkip(Callback):
 
 _DEFAULTS["clip"] = lambda t, model, o: ClipAndSkip(o["grad_clip"], o["grad_skip"], o["grad_skip_after"])
 
-# %% ../nbs/05_train.ipynb #9a139d15
+# %% ../nbs/05_train.ipynb #43d10bc3
 class Schedules(Callback):
     "Learning-rate schedulers (built per optimiser term), stepped per epoch or per optimiser step."
     order = 30
@@ -629,7 +629,7 @@ _DEFAULTS["schedules"] = lambda t, model, o: Schedules({k: make(t.optimizers[k])
                                                      o["schedule_every"])
 _DEFAULTS["ema"] = lambda t, model, o: EMA(model, o["ema_decay"])
 
-# %% ../nbs/05_train.ipynb #4a508dca
+# %% ../nbs/05_train.ipynb #1776314c
 def _progress_bar(total: int, desc: str, enabled: bool):
     with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is missing and falls back to text
         warnings.simplefilter("ignore")
@@ -679,7 +679,7 @@ def _progress_on(t, o) -> bool:
 _DEFAULTS["progress"] = lambda t, model, o: ProgressBar(_progress_on(t, o))
 _DEFAULTS["evaluation"] = lambda t, model, o: Evaluation(o["eval_fn"], o["eval_every"])
 
-# %% ../nbs/05_train.ipynb #2d4c3597
+# %% ../nbs/05_train.ipynb #7f0693a3
 @patch
 def evaluate(self: Evaluation) -> dict:
     "Run `eval_fn(model)` in eval mode without gradients and record the result."
@@ -734,7 +734,7 @@ class DivergenceWarning(Callback):
 
 _DEFAULTS["divergence"] = lambda t, model, o: DivergenceWarning()
 
-# %% ../nbs/05_train.ipynb #4e362c1c
+# %% ../nbs/05_train.ipynb #5495c6b9
 def numpy_state() -> dict:
     "NumPy's global RNG state as a tensor and numbers, so that checkpoints load with `weights_only=True`."
     name, keys, pos, has_gauss, cached = np.random.get_state()
@@ -759,7 +759,7 @@ def set_rng_state(rng: dict):
     if rng["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([t.cpu() for t in rng["cuda"]])
 
-# %% ../nbs/05_train.ipynb #616bc4e8
+# %% ../nbs/05_train.ipynb #1cb8d02f
 class Checkpoint(Callback):
     "Write the training state to `path` at epochs' ends, on a clock, every n steps, on interruption and at the end."
     order, requires = 80, ("rng",)         # a file without random states is no training checkpoint
@@ -799,7 +799,7 @@ class Checkpoint(Callback):
 
 _DEFAULTS["checkpoint"] = lambda t, model, o: Checkpoint(o["ckpt_path"], o["ckpt_every"], o["ckpt_every_s"], o["ckpt_each_epoch"])
 
-# %% ../nbs/05_train.ipynb #2d78ee90
+# %% ../nbs/05_train.ipynb #05d9dcfa
 class Interruption(Callback):
     "First SIGINT: stop after this step, with a checkpoint (every process at the same step); second: stop now."
     order = 90
@@ -828,7 +828,7 @@ class Interruption(Callback):
 
 _DEFAULTS["interruption"] = lambda t, model, o: Interruption()
 
-# %% ../nbs/05_train.ipynb #f162c6d5
+# %% ../nbs/05_train.ipynb #63446c19
 class DataParallel(SingleProcess):
     "The strategy under torchrun: DistributedDataParallel, averaged records and gradients, agreed flags."
     def __init__(self, trainer, ddp_kwargs: dict | None = None, sync_batchnorm: bool = True, compile: bool = False):
@@ -872,88 +872,5 @@ class DataParallel(SingleProcess):
         dist.all_gather_object(out, obj)
         return out
 
-# %% ../nbs/05_train.ipynb #e5f1e10e
-def runs_root() -> Path:
-    "Where chapter runs live: `$LATENTGEN_RUNS`, else `runs/` under `config.home_root()` (`$LATENTGEN_HOME`, the checkout)."
-    if os.environ.get("LATENTGEN_RUNS"):
-        return Path(os.environ["LATENTGEN_RUNS"]).expanduser()
-    return home_root() / "runs"
-
-_SIMPLE = (bool, int, float, str, type(None))
-
-def run_facts(v):
-    "A stable, JSON-able description of `v` for a run's hash: plain data as is, tensors by content, functions by code."
-    if isinstance(v, dict):
-        return {str(k): run_facts(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(v, (list, tuple)):
-        return [run_facts(x) for x in v]
-    if isinstance(v, _SIMPLE):
-        return v
-    if isinstance(v, (torch.Tensor, np.ndarray)):
-        a = np.ascontiguousarray(v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v)
-        return f"array{list(a.shape)}:{hashlib.sha256(a.tobytes()).hexdigest()[:16]}"
-    if callable(v):                      # lambdas and closures: their code, constants, defaults and simple captured values
-        code = getattr(v, "__code__", None)
-        simple = lambda xs: [x for x in (xs or ()) if isinstance(x, _SIMPLE)]
-        cells = [c.cell_contents for c in (getattr(v, "__closure__", None) or ())]
-        return {"callable": getattr(v, "__qualname__", type(v).__qualname__),
-                "code": hashlib.sha256(code.co_code + repr(simple(code.co_consts)).encode()).hexdigest()[:16] if code else None,
-                "defaults": simple(getattr(v, "__defaults__", None)), "captured": simple(cells)}
-    return type(v).__qualname__
-
-def run_folder(chapter: str, dataset: str, method: str, facts: dict, profile: str | None = None) -> Path:
-    "The folder of one chapter run: named by chapter, profile, dataset, method and a hash of `facts`."
-    digest = hashlib.sha256(json.dumps(run_facts(facts), sort_keys=True).encode()).hexdigest()[:10]
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{dataset}-{method}")
-    return runs_root() / chapter / get_profile(profile) / f"{slug}-{digest}"
-
-def _code_digest(cls) -> str:
-    "A digest of the bytecode of `cls`'s methods and of its bases' (torch's own excluded): a code change retrains."
-    h = hashlib.sha256()
-    def add(code):
-        h.update(code.co_code); h.update(repr([c for c in code.co_consts if isinstance(c, _SIMPLE)]).encode())
-        for c in code.co_consts:
-            if hasattr(c, "co_code"):
-                add(c)
-    for k in cls.__mro__:
-        if k.__module__.split(".")[0] in ("torch", "builtins"):
-            continue
-        for name, attr in sorted(vars(k).items()):
-            fn = getattr(attr, "__func__", attr)
-            fn = getattr(fn, "__wrapped__", fn)
-            if hasattr(fn, "__code__"):
-                h.update(name.encode()); add(fn.__code__)
-    return h.hexdigest()[:16]
-
-def _retrain() -> bool:
-    return os.environ.get("LATENTGEN_RETRAIN", "").lower() in ("1", "true", "yes")
-
-def run_trainer(model: nn.Module, data, *, chapter: str, dataset: str, method: str, fit: dict, seed: int = 0,
-                profile: str | None = None, **trainer_kwargs) -> Trainer:
-    """Train `model` on `data` with `fit` (epochs or steps, batch size) in its run folder: load the run if it finished,
-    resume it if it was interrupted, else train from step 0. Returns the trainer (`.run_dir`, `.run_status`)."""
-    describe = getattr(data, "describe", None)
-    seen = {k: v for k, v in describe().items() if k != "source"} if callable(describe) else {"n": len(data)}
-    facts = {"chapter": chapter, "profile": get_profile(profile), "dataset": dataset, "method": method, "seed": seed,
-             "model": type(model).__qualname__, "config": getattr(model, "config", None), "fit": fit,
-             "model_code": _code_digest(type(model)),
-             "trainer": trainer_kwargs, "data": seen}
-    facts = run_facts(facts)
-    folder = run_folder(chapter, dataset, method, facts, profile)
-    ckpt = folder / "trainer.ckpt"
-    init_distributed()                        # under torchrun: rank 0 deletes and writes, the others wait for it
-    if _retrain() and is_main_process():
-        ckpt.unlink(missing_ok=True)
-    barrier()
-    before = safe_torch_load(ckpt, what="training checkpoint", hint="Nothing was trained or overwritten. Train the run "
-                             "again from step 0: LATENTGEN_RETRAIN=1, or delete the file")["step"] if ckpt.is_file() else None
-    t = Trainer(model, seed=seed, ckpt_path=ckpt, run_meta=facts, **trainer_kwargs)
-    if is_main_process():
-        atomic_write_bytes(folder / "run.json", json.dumps(facts, indent=1).encode())   # what this folder holds, readable
-    t.fit(data, resume=True, **fit)
-    t.run_dir = folder
-    t.run_status = ("trained from step 0" if before is None else
-                    "loaded: the run had finished, nothing was trained" if t.step == before else f"resumed from step {before}")
-    t.wall_time_s = t.train_time_s       # the run's training time, whichever session did the work
-    t._say(f"{t.desc}: {t.run_status} ({display_path(folder)})")
-    return t
+# %% ../nbs/05_train.ipynb #e72451c8
+from .runs import runs_root, run_facts, run_folder, run_trainer, _code_digest, _retrain, _SIMPLE  # moved
