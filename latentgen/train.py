@@ -78,7 +78,7 @@ def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
             out.append(f"{prefix}{k}: checkpoint {a!r}, now {b!r}")
     return out
 
-# %% ../nbs/05_train.ipynb #414d5394
+# %% ../nbs/05_train.ipynb #2b0957df
 class Callback:
     "One piece of the fit loop: methods named after the events it handles, an `order` (lower runs first), its state."
     order = 50
@@ -112,7 +112,7 @@ def _check_options(model, *, on_nan, resident, sync_every, schedule_every, **_):
     if schedule_every not in ("epoch", "step"):
         raise ValueError(f"schedule_every must be 'epoch' or 'step', got {schedule_every!r}")
 
-# %% ../nbs/05_train.ipynb #74937cb4
+# %% ../nbs/05_train.ipynb #edb6c566
 class _LossOf(nn.Module):
     "A model's `loss(batch)` as `forward`, which is what DistributedDataParallel wraps and synchronises."
     def __init__(self, model: nn.Module):
@@ -141,7 +141,7 @@ class SingleProcess:
         "Every process's `obj`, in rank order (None with one process)."
         return None
 
-# %% ../nbs/05_train.ipynb #257dee84
+# %% ../nbs/05_train.ipynb #4771ecc4
 class Trainer:
     "Fit any model that defines `loss(batch) -> dict` (and optionally `configure_optimizers()`)."
     def __init__(self, model: nn.Module, *, optimizers: dict | Callable | None = None, lr: float = 1e-3,
@@ -183,7 +183,7 @@ class Trainer:
                     return vars(c)[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-# %% ../nbs/05_train.ipynb #f0109b5c
+# %% ../nbs/05_train.ipynb #f18206bc
 @patch
 def _place(self: Trainer, model, device, bf16):
     "The process's rank and the world size, the device, the model on it, and whether to autocast to bfloat16."
@@ -225,7 +225,7 @@ def _flush(self: Trainer, bar=None):
     "Read the deferred step numbers (the non-finite guard checks and records them)."
     self._event("flush")
 
-# %% ../nbs/05_train.ipynb #39fcf34f
+# %% ../nbs/05_train.ipynb #73cc4003
 @patch
 def _step(self: Trainer, batch) -> dict | None:
     "One optimisation step: forward, one backward per optimiser, update; the step's record (None: deferred or skipped)."
@@ -280,7 +280,7 @@ def _epoch(self: Trainer, data, batch_size, shuffle, drop_last):
         self.epoch += 1; self.batch_in_epoch = 0
         self._event("after_epoch")
 
-# %% ../nbs/05_train.ipynb #9d43f113
+# %% ../nbs/05_train.ipynb #625bce71
 @patch
 def fit(self: Trainer, data: Dataset | DataLoader, *, epochs: int | None = None, steps: int | None = None,
         batch_size: int = 128, shuffle: bool = True, drop_last: bool = True, resume: bool = False) -> History:
@@ -326,7 +326,7 @@ def fit(self: Trainer, data: Dataset | DataLoader, *, epochs: int | None = None,
               + f"; last: {last}")
     return self.history
 
-# %% ../nbs/05_train.ipynb #1d1a6818
+# %% ../nbs/05_train.ipynb #721073aa
 def fit(model: nn.Module, data, *, epochs: int | None = None, steps: int | None = None, batch_size: int = 128,
         **trainer_kwargs) -> Trainer:
     "Build a `Trainer` for `model`, fit it on `data`, and return the trainer (history in `.history`)."
@@ -334,7 +334,7 @@ def fit(model: nn.Module, data, *, epochs: int | None = None, steps: int | None 
     t.fit(data, epochs=epochs, steps=steps, batch_size=batch_size)
     return t
 
-# %% ../nbs/05_train.ipynb #7c160684
+# %% ../nbs/05_train.ipynb #bfd9fe9e
 def _to_device(batch, device):
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
@@ -358,7 +358,7 @@ class _U8Resident:
         j = self.index[i]
         return [self.images[j].float() / 255, self.targets[j]]
 
-# %% ../nbs/05_train.ipynb #915ad772
+# %% ../nbs/05_train.ipynb #61fb53d9
 def make_resident(data, device: torch.device, mode: bool | str = "auto"):
     """The whole data set as tensors on the device (once), when `mode` is True, or 'auto' on a GPU where it
     takes under a quarter of the memory; batches are then indexed on the device. None when not resident.
@@ -390,7 +390,7 @@ def make_resident(data, device: torch.device, mode: bool | str = "auto"):
 def _make_resident(self: Trainer, data):
     return make_resident(data, self.device, self.resident)
 
-# %% ../nbs/05_train.ipynb #32a4f40c
+# %% ../nbs/05_train.ipynb #5dc8b970
 @patch
 def _epoch_batches(self: Trainer, data, batch_size, shuffle, drop_last):
     "This epoch's global batches, and an iterator over this process's share of those not yet trained on."
@@ -423,7 +423,7 @@ def _epoch_batches(self: Trainer, data, batch_size, shuffle, drop_last):
     g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 1)   # the loader's own generator
     return batches, DataLoader(data, batch_sampler=mine, num_workers=self.num_workers, generator=g)
 
-# %% ../nbs/05_train.ipynb #90887f62
+# %% ../nbs/05_train.ipynb #0bd8017e
 @patch
 def state_dict(self: Trainer) -> dict:
     "The full training state (under torchrun a collective call: every process's random generators are gathered)."
@@ -448,7 +448,7 @@ def save_checkpoint(self: Trainer, path: str | Path | None = None) -> Path:
         save_torch(state, path)
     return path
 
-# %% ../nbs/05_train.ipynb #bceb1593
+# %% ../nbs/05_train.ipynb #845e896e
 @patch
 def load_checkpoint(self: Trainer, path: str | Path | None = None):
     "Restore the full training state written by `save_checkpoint`."
@@ -478,7 +478,7 @@ def load_checkpoint(self: Trainer, path: str | Path | None = None):
     for cb in self.callbacks:                 # in order: the random states (checkpoint callback) near the end
         cb.load_state_dict(s)
 
-# %% ../nbs/05_train.ipynb #366f9ee3
+# %% ../nbs/05_train.ipynb #e0c40f01
 class NonFiniteGuard(Callback):
     "Check every loss term (and recorded gradient norm) for NaN/inf; record the steps; read deferred numbers in batches."
     order = 10
@@ -513,7 +513,7 @@ class NonFiniteGuard(Callback):
         elif self._pending and (t.step % self.sync_every == 0 or t.step == t.total):
             self.flush()
 
-# %% ../nbs/05_train.ipynb #7c351a3a
+# %% ../nbs/05_train.ipynb #3e42892b
 @patch
 def flush(self: NonFiniteGuard):
     "Read the deferred step numbers in one host transfer: check them (naming the first bad term and its step), record them."
@@ -555,7 +555,7 @@ def _sync_every(t, o) -> int:
 
 _DEFAULTS["guard"] = lambda t, model, o: NonFiniteGuard(o["on_nan"], _sync_every(t, o))
 
-# %% ../nbs/05_train.ipynb #1c022d07
+# %% ../nbs/05_train.ipynb #882b2504
 class ClipAndSkip(Callback):
     "Clip each optimiser's gradient norm to `clip`; skip the update when a norm exceeds `skip` (VDVAE)."
     order = 20
@@ -588,7 +588,7 @@ class ClipAndSkip(Callback):
 
 _DEFAULTS["clip"] = lambda t, model, o: ClipAndSkip(o["grad_clip"], o["grad_skip"], o["grad_skip_after"])
 
-# %% ../nbs/05_train.ipynb #43d10bc3
+# %% ../nbs/05_train.ipynb #e86fd5ac
 class Schedules(Callback):
     "Learning-rate schedulers (built per optimiser term), stepped per epoch or per optimiser step."
     order = 30
@@ -629,7 +629,7 @@ _DEFAULTS["schedules"] = lambda t, model, o: Schedules({k: make(t.optimizers[k])
                                                      o["schedule_every"])
 _DEFAULTS["ema"] = lambda t, model, o: EMA(model, o["ema_decay"])
 
-# %% ../nbs/05_train.ipynb #1776314c
+# %% ../nbs/05_train.ipynb #4ac57d92
 def _progress_bar(total: int, desc: str, enabled: bool):
     with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is missing and falls back to text
         warnings.simplefilter("ignore")
@@ -646,8 +646,10 @@ class ProgressBar(Callback):
         self.bar = _progress_bar(t.total, t.desc, self.progress)
         self.bar.update(t.step)
     def after_batch(self):
+        if not self.progress:                 # a disabled bar costs nothing per step
+            return
         t = self.trainer
-        if self.progress and t.history.steps and (t.step % 10 == 0 or t.step == t.total):
+        if t.history.steps and (t.step % 10 == 0 or t.step == t.total):
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in list(t.history.steps[-1].items())[2:6]}, refresh=False)
         self.bar.update(1)
     def on_error(self):
@@ -679,7 +681,7 @@ def _progress_on(t, o) -> bool:
 _DEFAULTS["progress"] = lambda t, model, o: ProgressBar(_progress_on(t, o))
 _DEFAULTS["evaluation"] = lambda t, model, o: Evaluation(o["eval_fn"], o["eval_every"])
 
-# %% ../nbs/05_train.ipynb #7f0693a3
+# %% ../nbs/05_train.ipynb #42426afd
 @patch
 def evaluate(self: Evaluation) -> dict:
     "Run `eval_fn(model)` in eval mode without gradients and record the result."
@@ -734,7 +736,7 @@ class DivergenceWarning(Callback):
 
 _DEFAULTS["divergence"] = lambda t, model, o: DivergenceWarning()
 
-# %% ../nbs/05_train.ipynb #5495c6b9
+# %% ../nbs/05_train.ipynb #2625f0f0
 def numpy_state() -> dict:
     "NumPy's global RNG state as a tensor and numbers, so that checkpoints load with `weights_only=True`."
     name, keys, pos, has_gauss, cached = np.random.get_state()
@@ -759,7 +761,7 @@ def set_rng_state(rng: dict):
     if rng["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([t.cpu() for t in rng["cuda"]])
 
-# %% ../nbs/05_train.ipynb #1cb8d02f
+# %% ../nbs/05_train.ipynb #699ac4f5
 class Checkpoint(Callback):
     "Write the training state to `path` at epochs' ends, on a clock, every n steps, on interruption and at the end."
     order, requires = 80, ("rng",)         # a file without random states is no training checkpoint
@@ -799,7 +801,7 @@ class Checkpoint(Callback):
 
 _DEFAULTS["checkpoint"] = lambda t, model, o: Checkpoint(o["ckpt_path"], o["ckpt_every"], o["ckpt_every_s"], o["ckpt_each_epoch"])
 
-# %% ../nbs/05_train.ipynb #05d9dcfa
+# %% ../nbs/05_train.ipynb #597752da
 class Interruption(Callback):
     "First SIGINT: stop after this step, with a checkpoint (every process at the same step); second: stop now."
     order = 90
@@ -828,7 +830,7 @@ class Interruption(Callback):
 
 _DEFAULTS["interruption"] = lambda t, model, o: Interruption()
 
-# %% ../nbs/05_train.ipynb #63446c19
+# %% ../nbs/05_train.ipynb #11b2abc2
 class DataParallel(SingleProcess):
     "The strategy under torchrun: DistributedDataParallel, averaged records and gradients, agreed flags."
     def __init__(self, trainer, ddp_kwargs: dict | None = None, sync_batchnorm: bool = True, compile: bool = False):
@@ -872,5 +874,5 @@ class DataParallel(SingleProcess):
         dist.all_gather_object(out, obj)
         return out
 
-# %% ../nbs/05_train.ipynb #e72451c8
+# %% ../nbs/05_train.ipynb #1b677285
 from .runs import runs_root, run_facts, run_folder, run_trainer, _code_digest, _retrain, _SIMPLE  # moved
