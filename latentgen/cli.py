@@ -501,18 +501,9 @@ def cmd_notebook(args):
             atomic_write_bytes(out, nbformat.writes(nb).encode())
         print(f"executed {src} in {time.perf_counter() - t0:.0f}s" + (f"; wrote {out}" if out is not None else ""))
 
-# %% ../nbs/09_cli.ipynb #9199256b
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="latentgen", description="latentgen: latent-variable image generators "
-                                "(data, training, sampling, evaluation). The book is built with jupyter-book.")
-    p.add_argument("--version", action="version", version=f"latentgen {latentgen.__version__}")
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks (also $LATENTGEN_DEBUG=1)")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")   # none given: the help, not argparse's one-liner
-    def command(name, help):
-        c = sub.add_parser(name, help=help, description=help)
-        c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
-        return c
-
+# %% ../nbs/09_cli.ipynb #e656dba6
+def _data_args(command):
+    "The `data` and `models` commands."
     d = command("data", "check or prepare datasets")
     d.add_argument("action", choices=["check", "prepare"],
                    help="check: what is found where (exit 1 if nothing is); prepare: unpack offline copies from --source")
@@ -522,6 +513,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("models", "list registered models with the config keys --set accepts").set_defaults(func=cmd_models)
 
+def _convert_args(command):
+    "The `convert` command."
+    c = command("convert", "rewrite a model file or checkpoint of an older latentgen so that it opens without running code")
+    c.add_argument("file", help="the model file or checkpoint to rewrite (in place, atomically)")
+    c.add_argument("--i-trust-this-file", action="store_true", help="required: conversion unpickles the file")
+    c.set_defaults(func=cmd_convert)
+
+# %% ../nbs/09_cli.ipynb #18266158
+def _train_args(command):
+    "The `train` command: model, data, budget, checkpoints."
     t = command("train", "train a registered model on a dataset")
     t.add_argument("model", help=f"a registered model ({', '.join(sorted(MODELS)) or 'see latentgen models'})")
     t.add_argument("--dataset", required=True, choices=DATASETS, help="the data set to train on")
@@ -554,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
     t.set_defaults(func=cmd_train)
 
+# %% ../nbs/09_cli.ipynb #f7ca5207
+def _sample_args(command):
+    "The `sample` command."
     s = command("sample", "draw samples from a saved model into an image grid")
     s.add_argument("checkpoint", help="a model file written by `latentgen train` (RUN/model.pt)")
     s.add_argument("--n", type=_positive_int, default=64, help="number of samples (default 64)")
@@ -563,6 +567,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at most N samples in one grid image; more go to OUT-000.png, OUT-001.png, ... (default 1024)")
     s.set_defaults(func=cmd_sample)
 
+def _notebook_args(command):
+    "The `notebook` command."
+    b = command("notebook", "execute a notebook (a chapter) headless; under torchrun every process runs it, rank 0 saves it")
+    b.add_argument("notebook", help="the .ipynb file to execute (from its own folder, as Jupyter would)")
+    w = b.add_mutually_exclusive_group()
+    w.add_argument("--inplace", action="store_true", help="save the outputs into the notebook")
+    w.add_argument("--output", help="save the executed notebook here instead")
+    b.add_argument("--timeout", type=_positive_int, help="seconds per cell (default: none)")
+    b.add_argument("--kernel", default="python3", help="the Jupyter kernel (default python3)")
+    b.set_defaults(func=cmd_notebook)
+
+# %% ../nbs/09_cli.ipynb #89de9b95
+def _evaluate_args(command):
+    "The `evaluate` command: reference images, metrics, results files."
     e = command("evaluate", "FD/KID/PR, reconstruction error and IWAE NLL of a saved model, on images it did not train on")
     e.add_argument("checkpoint", help="a model file written by `latentgen train` (RUN/model.pt)")
     e.add_argument("--dataset", required=True, choices=DATASETS, help="the data the reference images come from")
@@ -586,11 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--root", help="data root (default: $LATENTGEN_DATA, ./data, ../data)")
     e.set_defaults(func=cmd_evaluate)
 
-    c = command("convert", "rewrite a model file or checkpoint of an older latentgen so that it opens without running code")
-    c.add_argument("file", help="the model file or checkpoint to rewrite (in place, atomically)")
-    c.add_argument("--i-trust-this-file", action="store_true", help="required: conversion unpickles the file")
-    c.set_defaults(func=cmd_convert)
-
+# %% ../nbs/09_cli.ipynb #d9b8d750
+def _metrics_args(command):
+    "The `metrics` command: the feature classifiers."
     m = command("metrics", "the sample-metric feature classifiers: list them, or train one")
     m.add_argument("action", choices=["list", "train-extractor"],
                    help="list: the extractors found and their checks; train-extractor: train a dataset's classifier")
@@ -603,16 +619,22 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: CUDA when available)")
     m.set_defaults(func=cmd_metrics)
 
-    b = command("notebook", "execute a notebook (a chapter) headless; under torchrun every process runs it, rank 0 saves it")
-    b.add_argument("notebook", help="the .ipynb file to execute (from its own folder, as Jupyter would)")
-    w = b.add_mutually_exclusive_group()
-    w.add_argument("--inplace", action="store_true", help="save the outputs into the notebook")
-    w.add_argument("--output", help="save the executed notebook here instead")
-    b.add_argument("--timeout", type=_positive_int, help="seconds per cell (default: none)")
-    b.add_argument("--kernel", default="python3", help="the Jupyter kernel (default python3)")
-    b.set_defaults(func=cmd_notebook)
+# %% ../nbs/09_cli.ipynb #f3e69561
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="latentgen", description="latentgen: latent-variable image generators "
+                                "(data, training, sampling, evaluation). The book is built with jupyter-book.")
+    p.add_argument("--version", action="version", version=f"latentgen {latentgen.__version__}")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks (also $LATENTGEN_DEBUG=1)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")   # none given: the help, not argparse's one-liner
+    def command(name, help):
+        c = sub.add_parser(name, help=help, description=help)
+        c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+        return c
+    for add in (_data_args, _train_args, _sample_args, _evaluate_args, _convert_args, _metrics_args, _notebook_args):
+        add(command)                          # in this order in `latentgen --help`
     return p
 
+# %% ../nbs/09_cli.ipynb #b254a270
 USER_ERRORS = (UserError, ValueError, TypeError, KeyError, OSError, RuntimeError, FloatingPointError, zipfile.BadZipFile)
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -6,6 +6,8 @@ import hashlib, io, json, math, os, random, signal, threading, time, warnings
 from pathlib import Path
 from typing import Callable
 
+from fastcore.basics import patch
+
 import numpy as np
 import torch
 from torch import nn
@@ -18,8 +20,10 @@ from .config import (atomic_write_bytes, barrier, get_device, get_profile, init_
 from .data import ImageTensorDataset, base_indices
 
 # %% auto #0
-__all__ = ['History', 'NonFiniteLossError', 'CheckpointMismatchError', 'Trainer', 'fit', 'runs_root', 'run_facts', 'run_folder',
-           'run_trainer']
+__all__ = ['History', 'NonFiniteLossError', 'CheckpointMismatchError', 'Callback', 'default_callbacks', 'SingleProcess',
+           'Trainer', 'fit', 'make_resident', 'NonFiniteGuard', 'ClipAndSkip', 'Schedules', 'EMA', 'ProgressBar',
+           'Evaluation', 'DivergenceWarning', 'numpy_state', 'set_numpy_state', 'rng_state', 'set_rng_state',
+           'Checkpoint', 'Interruption', 'DataParallel']
 
 # %% ../nbs/05_train.ipynb #bde6c7ca
 class History:
@@ -74,6 +78,263 @@ def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
             out.append(f"{prefix}{k}: checkpoint {a!r}, now {b!r}")
     return out
 
+# %% ../nbs/05_train.ipynb #2b0957df
+class Callback:
+    "One piece of the fit loop: methods named after the events it handles, an `order` (lower runs first), its state."
+    order = 50
+    def state_dict(self) -> dict:
+        "This callback's entries in the training checkpoint (top-level keys, each owned by one callback)."
+        return {}
+    def load_state_dict(self, state: dict):
+        "Restore from the checkpoint's entries (the whole checkpoint dict is passed; take your own keys)."
+    def __repr__(self):
+        return f"{type(self).__name__}(order={self.order})"
+
+_EVENTS = ("before_fit", "after_loss", "after_backward", "after_update", "after_batch", "after_agree", "after_epoch",
+           "after_loop", "on_error", "after_fit", "flush")
+
+_DEFAULTS = {}   # the default callbacks: name -> factory(trainer, model, options), registered where each is defined
+
+def default_callbacks(t, model: nn.Module, **options) -> list:
+    "The callbacks that `Trainer`'s keyword arguments describe (`model`: the network as given, for the EMA's copy)."
+    return [make(t, model, options) for make in _DEFAULTS.values()]
+
+def _check_options(model, *, on_nan, resident, sync_every, schedule_every, **_):
+    "Refuse impossible settings before anything is built."
+    if on_nan not in ("raise", "skip"):
+        raise ValueError(f"on_nan must be 'raise' or 'skip', got {on_nan!r}")
+    if not callable(getattr(model, "loss", None)):
+        raise TypeError(f"{type(model).__name__} has no loss(batch) method returning a dict of loss terms")
+    if resident not in (True, False, "auto"):
+        raise ValueError(f"resident must be True, False or 'auto', got {resident!r}")
+    if sync_every is not None and (not isinstance(sync_every, int) or sync_every < 1):
+        raise ValueError(f"sync_every must be a positive number of steps, got {sync_every!r}")
+    if schedule_every not in ("epoch", "step"):
+        raise ValueError(f"schedule_every must be 'epoch' or 'step', got {schedule_every!r}")
+
+# %% ../nbs/05_train.ipynb #edb6c566
+class _LossOf(nn.Module):
+    "A model's `loss(batch)` as `forward`, which is what DistributedDataParallel wraps and synchronises."
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+    def forward(self, batch):
+        return self.model.loss(batch)
+
+class SingleProcess:
+    "The strategy of one process: the model's own loss (or its compiled form); numbers and flags are this process's."
+    world, rank, ddp = 1, 0, None
+    def __init__(self, trainer, compile: bool = False):
+        self.trainer = trainer
+        self.compiled = torch.compile(_LossOf(trainer.model)) if compile else None
+    def loss(self, batch) -> dict:
+        return self.compiled(batch) if self.compiled is not None else self.trainer.model.loss(batch)
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        "The average over processes of a vector of step numbers."
+        return values
+    def average_grads(self, params: list):
+        "After one optimiser's backward pass (several optimisers): make its gradients the processes' average."
+    def agree(self, stop: bool, save: bool) -> tuple:
+        "Flags every process acts on at the same step: True where any process set it."
+        return stop, save
+    def gather(self, obj):
+        "Every process's `obj`, in rank order (None with one process)."
+        return None
+
+# %% ../nbs/05_train.ipynb #4771ecc4
+class Trainer:
+    "Fit any model that defines `loss(batch) -> dict` (and optionally `configure_optimizers()`)."
+    def __init__(self, model: nn.Module, *, optimizers: dict | Callable | None = None, lr: float = 1e-3,
+                 schedulers: dict | None = None, schedule_every: str = "epoch", grad_clip: float | None = None,
+                 grad_skip: float | None = None, grad_skip_after: int = 0, on_nan: str = "raise",
+                 ema_decay: float | None = None, bf16: bool | None = None, device=None, seed: int = 0,
+                 ckpt_path: str | Path | None = None, ckpt_every: int | None = None,
+                 ckpt_every_s: float | None = 600.0, ckpt_each_epoch: bool = True, run_meta: dict | None = None,
+                 eval_fn: Callable | None = None, eval_every: int | None = None,
+                 progress: bool | None = None, desc: str | None = None, num_workers: int = 0,
+                 resident: bool | str = "auto", ddp_kwargs: dict | None = None, sync_batchnorm: bool = True,
+                 sync_every: int | None = None, compile: bool = False, callbacks: list | tuple = ()):
+        kw = {k: v for k, v in locals().items() if k not in ("self", "model", "optimizers", "lr", "callbacks", "__class__")}
+        _check_options(model, **kw)
+        self._place(model, device, bf16)                    # rank, world, device, the model on it
+        if optimizers is None:
+            optimizers = (model.configure_optimizers() if hasattr(model, "configure_optimizers")
+                          else {"loss": torch.optim.Adam(model.parameters(), lr=lr)})
+        elif callable(optimizers):
+            optimizers = optimizers(model)
+        self.optimizers = dict(optimizers)
+        self.params = {k: [p for g in o.param_groups for p in g["params"] if p.requires_grad] for k, o in self.optimizers.items()}
+        self.seed, self.run_meta, self.num_workers, self.compile = seed, run_meta, num_workers, compile
+        self.desc = desc or type(model).__name__
+        self.resident, self._resident, self._resident_of = resident, None, None
+        self.strategy = (DataParallel(self, ddp_kwargs, sync_batchnorm, compile) if self.world > 1
+                         else SingleProcess(self, compile))
+        self.history, self.step, self.epoch, self.batch_in_epoch = History(), 0, 0, 0
+        self.train_time_s, self._fit_start, self.total = 0.0, None, None
+        self.want_stop = self.want_save = False
+        self.callbacks = []
+        self.add_callbacks(default_callbacks(self, model, **kw) + list(callbacks))
+
+    def __getattr__(self, name: str):
+        "Settings and counters kept by a callback or the strategy (`ema_model`, `skipped`...)."
+        if not name.startswith("__"):
+            for c in list(self.__dict__.get("callbacks", ())) + [self.__dict__.get("strategy")]:
+                if c is not None and name in vars(c):
+                    return vars(c)[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+# %% ../nbs/05_train.ipynb #f18206bc
+@patch
+def _place(self: Trainer, model, device, bf16):
+    "The process's rank and the world size, the device, the model on it, and whether to autocast to bfloat16."
+    self.rank, self.world = init_distributed()          # (0, 1) unless started by torchrun
+    self.device = get_device(device)
+    if self.world > 1 and self.device.type == "cuda" and self.device.index is None:
+        self.device = torch.device("cuda", torch.cuda.current_device())
+    self.model = model.to(self.device)
+    cuda = self.device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True           # fixed image sizes: let cuDNN pick its fastest kernels
+    self.bf16 = (cuda and torch.cuda.is_bf16_supported()) if bf16 is None else bf16   # fp32 weights either way
+
+@patch
+def add_callbacks(self: Trainer, cbs):
+    "Add callbacks (each gets `.trainer`), keep them sorted by `order`, and index their event handlers."
+    for cb in cbs:
+        cb.trainer = self
+    self.callbacks = sorted(self.callbacks + list(cbs), key=lambda c: c.order)
+    self.guard = next((c for c in self.callbacks if isinstance(c, NonFiniteGuard)), None)
+    self._handlers = {e: [getattr(c, e) for c in self.callbacks if callable(getattr(c, e, None))] for e in _EVENTS}
+
+@patch
+def _event(self: Trainer, name: str):
+    for f in self._handlers[name]:
+        f()
+
+@patch(as_prop=True)
+def ddp(self: Trainer):
+    return self.strategy.ddp
+
+@patch
+def _say(self: Trainer, msg: str):
+    if self.rank == 0:
+        print(msg)
+
+@patch
+def _flush(self: Trainer, bar=None):
+    "Read the deferred step numbers (the non-finite guard checks and records them)."
+    self._event("flush")
+
+# %% ../nbs/05_train.ipynb #73cc4003
+@patch
+def _step(self: Trainer, batch) -> dict | None:
+    "One optimisation step: forward, one backward per optimiser, update; the step's record (None: deferred or skipped)."
+    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        terms = self.strategy.loss(batch)
+    missing = [k for k in self.optimizers if k not in terms]
+    if missing:
+        raise KeyError(f"{type(self.model).__name__}.loss returned {sorted(terms)}, but optimisers minimise {missing}")
+    self.rec, self.skip_update = None, False
+    self.names = list(terms)
+    self.values = self.strategy.mean(torch.stack([terms[k].detach().float().reshape(()) for k in self.names]))
+    self._event("after_loss")                 # the guard: numbers read now (rec) or deferred; may cancel the step
+    if self.skip_update:
+        return self.rec
+    for o in self.optimizers.values():
+        o.zero_grad(set_to_none=True)
+    keys = list(self.optimizers)
+    if len(keys) == 1:
+        terms[keys[0]].backward()
+    else:                                     # each term reaches only its own optimiser's parameters
+        for i, k in enumerate(keys):
+            torch.autograd.backward(terms[k], inputs=self.params[k], retain_graph=i < len(keys) - 1)
+            self.strategy.average_grads(self.params[k])
+    self._event("after_backward")             # clipping; VDVAE's update skipping may cancel the update
+    if self.skip_update:
+        return self.rec
+    for o in self.optimizers.values():
+        o.step()
+    self._event("after_update")               # per-step schedules, EMA
+    return self.rec
+
+@patch
+def _batch(self: Trainer, batch):
+    "One batch: the step, the counters, then the bookkeeping events and the agreed stop/save flags."
+    self.rec = self._step(_to_device(batch, self.device))
+    self.step += 1; self.batch_in_epoch += 1
+    self.want_stop = self.want_save = False
+    self._event("after_batch")                # records, bar, evaluation; callbacks ask to stop or to save
+    self.want_stop, self.want_save = self.strategy.agree(self.want_stop, self.want_save)
+    self._event("after_agree")                # the checkpoint, then the interruption, at the same step on every rank
+
+@patch
+def _epoch(self: Trainer, data, batch_size, shuffle, drop_last):
+    "The rest of the current epoch (from `batch_in_epoch`); at its end the records are read and the counter moves."
+    batches, loader = self._epoch_batches(data, batch_size, shuffle, drop_last)
+    for batch in loader:
+        self._batch(batch)
+        if self.step >= self.total:
+            break
+    if self.batch_in_epoch >= len(batches):
+        self._flush()                         # epoch records are complete before the epoch counter moves
+        self.epoch += 1; self.batch_in_epoch = 0
+        self._event("after_epoch")
+
+# %% ../nbs/05_train.ipynb #625bce71
+@patch
+def fit(self: Trainer, data: Dataset | DataLoader, *, epochs: int | None = None, steps: int | None = None,
+        batch_size: int = 128, shuffle: bool = True, drop_last: bool = True, resume: bool = False) -> History:
+    "Train for `epochs` epochs or `steps` optimiser steps (in total, counting resumed ones); returns the history."
+    if (epochs is None) == (steps is None):
+        raise ValueError("give exactly one of epochs= or steps=")
+    ckpt = getattr(self, "ckpt_path", None)
+    if resume and ckpt and ckpt.exists():
+        self.load_checkpoint()
+        self._say(f"{self.desc}: resuming from {display_path(ckpt)} at step {self.step} (epoch {self.epoch})")
+    else:
+        if resume:
+            self._say(f"{self.desc}: no checkpoint at {display_path(ckpt)}; starting from step 0")
+        if self.step == 0:                    # rank r draws its own noise: seed + 1,000,003 r (rank 0: the plain run's)
+            seed_everything(self.seed + 1_000_003 * self.rank)
+    if self._resident_of is not data:         # built once per data set (a later fit on other data rebuilds it)
+        self._resident, self._resident_of = make_resident(data, self.device, self.resident), data
+    per_epoch = len(data) if isinstance(data, DataLoader) else (
+        len(data) // batch_size if drop_last else math.ceil(len(data) / batch_size))
+    self.total = steps if steps is not None else epochs * max(per_epoch, 1)
+    self.model.train()
+    t0, start_step = time.perf_counter(), self.step
+    self._fit_start = t0
+    self._event("before_fit")
+    try:
+        while self.step < self.total:
+            self._epoch(data, batch_size, shuffle, drop_last)
+        self._flush()
+    except BaseException:
+        self._event("on_error")
+        self.train_time_s, self._fit_start = self.train_time_s + time.perf_counter() - t0, None
+        raise
+    finally:
+        self._event("after_loop")
+    self.wall_time_s = time.perf_counter() - t0
+    self.train_time_s, self._fit_start = self.train_time_s + self.wall_time_s, None   # across resumed sessions
+    self._event("after_fit")                  # final evaluation, checkpoint, divergence warning
+    last = {k: round(v, 4) for k, v in self.history.steps[-1].items() if k not in ("step", "epoch")} if self.history.steps else {}
+    self._say(f"{self.desc}: {self.step - start_step} steps in {self.wall_time_s:.1f}s"
+              + (f" on {self.world} processes" if self.world > 1 else "")
+              + (f", {self.skipped} skipped (non-finite)" if getattr(self, "skipped", 0) else "")
+              + (f", {self.grad_skipped} updates skipped (gradient norm > {self.grad_skip})" if getattr(self, "grad_skipped", 0) else "")
+              + f"; last: {last}")
+    return self.history
+
+# %% ../nbs/05_train.ipynb #721073aa
+def fit(model: nn.Module, data, *, epochs: int | None = None, steps: int | None = None, batch_size: int = 128,
+        **trainer_kwargs) -> Trainer:
+    "Build a `Trainer` for `model`, fit it on `data`, and return the trainer (history in `.history`)."
+    t = Trainer(model, **trainer_kwargs)
+    t.fit(data, epochs=epochs, steps=steps, batch_size=batch_size)
+    return t
+
+# %% ../nbs/05_train.ipynb #bfd9fe9e
 def _to_device(batch, device):
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
@@ -83,36 +344,11 @@ def _to_device(batch, device):
         return {k: _to_device(v, device) for k, v in batch.items()}
     return batch
 
-def _progress_bar(total: int, desc: str, enabled: bool):
-    with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is missing and falls back to text
-        warnings.simplefilter("ignore")
-        from tqdm.auto import tqdm
-        return tqdm(total=total, desc=desc, disable=not enabled, mininterval=1.0, dynamic_ncols=True)
-
-class _LossOf(nn.Module):
-    "A model's `loss(batch)` as `forward`, which is what DistributedDataParallel wraps and synchronises."
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-    def forward(self, batch):
-        return self.model.loss(batch)
-
 def _shard(batch: list, rank: int, world: int) -> list:
     "Rank `rank`'s contiguous share of one global batch of indices (sizes differ by at most one)."
     k, m = divmod(len(batch), world)
     start = rank * k + min(rank, m)
     return batch[start:start + k + (rank < m)]
-
-# %% ../nbs/05_train.ipynb #2fcab0c6
-def _numpy_state_plain() -> dict:
-    "NumPy's global RNG state as a tensor and numbers, so that checkpoints load with `weights_only=True`."
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
-
-def _numpy_state_restore(st: dict):
-    np.random.set_state((st["name"], st["keys"].cpu().numpy().astype(np.uint32), st["pos"], st["has_gauss"],
-                         st["cached_gaussian"]))
 
 class _U8Resident:
     "A uint8 image set on the device: batch `i` (item indices) is `[images / 255, targets]`, as the loader would give."
@@ -122,235 +358,503 @@ class _U8Resident:
         j = self.index[i]
         return [self.images[j].float() / 255, self.targets[j]]
 
-# %% ../nbs/05_train.ipynb #5b5c0168
-class Trainer:
-    "Fit any model that defines `loss(batch) -> dict` (and optionally `configure_optimizers()`)."
-    def __init__(self, model: nn.Module, *, optimizers: dict | Callable | None = None, lr: float = 1e-3,
-                 schedulers: dict | None = None, schedule_every: str = "epoch", grad_clip: float | None = None,
-                 grad_skip: float | None = None, grad_skip_after: int = 0,
-                 on_nan: str = "raise",
-                 ema_decay: float | None = None, bf16: bool | None = None, device=None, seed: int = 0,
-                 ckpt_path: str | Path | None = None, ckpt_every: int | None = None,
-                 ckpt_every_s: float | None = 600.0, ckpt_each_epoch: bool = True, run_meta: dict | None = None,
-                 eval_fn: Callable | None = None, eval_every: int | None = None,
-                 progress: bool | None = None, desc: str | None = None, num_workers: int = 0,
-                 resident: bool | str = "auto", ddp_kwargs: dict | None = None, sync_batchnorm: bool = True,
-                 sync_every: int | None = None, compile: bool = False):
-        if on_nan not in ("raise", "skip"):
-            raise ValueError(f"on_nan must be 'raise' or 'skip', got {on_nan!r}")
-        if not callable(getattr(model, "loss", None)):
-            raise TypeError(f"{type(model).__name__} has no loss(batch) method returning a dict of loss terms")
-        if resident not in (True, False, "auto"):
-            raise ValueError(f"resident must be True, False or 'auto', got {resident!r}")
-        if sync_every is not None and (not isinstance(sync_every, int) or sync_every < 1):
-            raise ValueError(f"sync_every must be a positive number of steps, got {sync_every!r}")
-        self.rank, self.world = init_distributed()          # (0, 1) unless started by torchrun
-        self.device = get_device(device)
-        if self.world > 1 and self.device.type == "cuda" and self.device.index is None:
-            self.device = torch.device("cuda", torch.cuda.current_device())
-        self.model = model.to(self.device)
-        cuda = self.device.type == "cuda"
-        if cuda:
-            torch.backends.cudnn.benchmark = True           # fixed image sizes: let cuDNN pick its fastest kernels
-        if bf16 is None:                                     # bf16 autocast on GPUs that have it; fp32 weights either way
-            bf16 = cuda and torch.cuda.is_bf16_supported()
-        # losses and records are read to the host every `sync_every` steps (default: 1 on a CPU, 50 on a GPU), so a GPU
-        # step never waits for the host; per-step decisions (on_nan="skip", grad_skip) need every step's numbers
-        self.sync_every = 1 if (on_nan == "skip" or grad_skip is not None) else (sync_every or (50 if cuda else 1))
-        self._pending, self.compile = [], compile
-        if optimizers is None:
-            optimizers = (model.configure_optimizers() if hasattr(model, "configure_optimizers")
-                          else {"loss": torch.optim.Adam(model.parameters(), lr=lr)})
-        elif callable(optimizers):
-            optimizers = optimizers(model)
-        self.optimizers = dict(optimizers)
-        self.params = {k: [p for g in o.param_groups for p in g["params"] if p.requires_grad] for k, o in self.optimizers.items()}
-        if schedule_every not in ("epoch", "step"):
-            raise ValueError(f"schedule_every must be 'epoch' or 'step', got {schedule_every!r}")
-        self.schedulers = {k: make(self.optimizers[k]) for k, make in (schedulers or {}).items()}
-        self.schedule_every, self.grad_skip_after = schedule_every, grad_skip_after
-        self.grad_clip, self.grad_skip, self.on_nan, self.bf16, self.seed = grad_clip, grad_skip, on_nan, bf16, seed
-        self.ckpt_path, self.ckpt_every = (Path(ckpt_path) if ckpt_path else None), ckpt_every
-        self.ckpt_every_s, self.ckpt_each_epoch, self.run_meta = ckpt_every_s, ckpt_each_epoch, run_meta
-        self.eval_fn, self.eval_every, self.num_workers = eval_fn, eval_every, num_workers
-        env = os.environ.get("LATENTGEN_PROGRESS", "1").lower() not in ("0", "false", "no")
-        self.progress = (env if progress is None else progress) and self.rank == 0
-        self.desc = desc or type(model).__name__
-        self.resident, self._resident, self._resident_of = resident, None, None
-        self.ddp = None
-        if self.world > 1:                    # broadcasts rank 0's weights and buffers; syncs gradients in backward
-            from torch.nn.parallel import DistributedDataParallel
-            if sync_batchnorm and self.device.type == "cuda":   # batch statistics over the global batch (same parameters)
-                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-            trained = {id(p) for ps in self.params.values() for p in ps}
-            idle = any(p.requires_grad and id(p) not in trained for p in self.model.parameters())
-            kw = {"device_ids": [self.device.index] if self.device.type == "cuda" else None,
-                  "find_unused_parameters": idle,   # parameters no optimiser trains (a second stage, trained later)
-                  **(ddp_kwargs or {})}
-            self.ddp = DistributedDataParallel(_LossOf(self.model), **kw)
-        # opt-in torch.compile of the forward pass and loss (the first steps compile; see benchmarks/glf_throughput.py)
-        self._loss_fn = torch.compile(self.ddp or _LossOf(self.model)) if compile else None
-        self.ema_model = None
-        if ema_decay is not None:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-            self.ema_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-        self.history, self.step, self.epoch, self.batch_in_epoch, self.skipped = History(), 0, 0, 0, 0
-        self.grad_skipped, self.train_time_s, self.eval_time_s, self._fit_start = 0, 0.0, 0.0, None
-
-    # ----- data -----
-    def _say(self, msg: str):
-        if self.rank == 0:
-            print(msg)
-
-    def _make_resident(self, data):
-        """The whole data set as tensors on the device (once), when `resident` is True, or 'auto' on a GPU where it
-        takes under a quarter of the memory; batches are then indexed on the device. None when not resident.
-        Image sets stored as uint8 (`ImageTensorDataset`, under any `ImageSubset`s) stay uint8 on the device and are
-        converted per batch exactly as their `__getitem__` does; other sets are stacked from their items."""
-        if self.resident is False or (self.resident == "auto" and self.device.type != "cuda") or isinstance(data, DataLoader):
+# %% ../nbs/05_train.ipynb #61fb53d9
+def make_resident(data, device: torch.device, mode: bool | str = "auto"):
+    """The whole data set as tensors on the device (once), when `mode` is True, or 'auto' on a GPU where it
+    takes under a quarter of the memory; batches are then indexed on the device. None when not resident.
+    Image sets stored as uint8 (`ImageTensorDataset`, under any `ImageSubset`s) stay uint8 on the device and are
+    converted per batch exactly as their `__getitem__` does; other sets are stacked from their items."""
+    if mode is False or (mode == "auto" and device.type != "cuda") or isinstance(data, DataLoader):
+        return None
+    base, idx = base_indices(data)
+    if isinstance(base, ImageTensorDataset) and base.images.dtype == torch.uint8 and base.targets.dim() >= 1:
+        need = base.images.numel() + base.targets.numel() * base.targets.element_size()
+        if mode == "auto" and need > torch.cuda.get_device_properties(device).total_memory // 4:
             return None
-        base, idx = base_indices(data)
-        if isinstance(base, ImageTensorDataset) and base.images.dtype == torch.uint8 and base.targets.dim() >= 1:
-            need = base.images.numel() + base.targets.numel() * base.targets.element_size()
-            if self.resident == "auto" and need > torch.cuda.get_device_properties(self.device).total_memory // 4:
-                return None
-            return _U8Resident(base.images.to(self.device), base.targets.to(self.device), idx.to(self.device))
-        first = next(iter(DataLoader(data, batch_size=2)))
-        parts = first if isinstance(first, (list, tuple)) else [first]
-        if not all(isinstance(t, torch.Tensor) for t in parts):
-            if self.resident is True:
-                raise TypeError(f"resident=True needs items of tensors; {type(data).__name__} gives {type(first).__name__}")
-            return None
-        need = len(data) * sum(t[0].numel() * t[0].element_size() for t in parts)
-        if self.resident == "auto" and need > torch.cuda.get_device_properties(self.device).total_memory // 4:
-            return None
-        chunks = list(DataLoader(data, batch_size=1024))
-        chunks = [c if isinstance(c, (list, tuple)) else [c] for c in chunks]
-        out = [torch.cat([c[j] for c in chunks]).to(self.device) for j in range(len(parts))]
-        return out if isinstance(first, (list, tuple)) else out[0]
+        return _U8Resident(base.images.to(device), base.targets.to(device), idx.to(device))
+    first = next(iter(DataLoader(data, batch_size=2)))
+    parts = first if isinstance(first, (list, tuple)) else [first]
+    if not all(isinstance(t, torch.Tensor) for t in parts):
+        if mode is True:
+            raise TypeError(f"resident=True needs items of tensors; {type(data).__name__} gives {type(first).__name__}")
+        return None
+    need = len(data) * sum(t[0].numel() * t[0].element_size() for t in parts)
+    if mode == "auto" and need > torch.cuda.get_device_properties(device).total_memory // 4:
+        return None
+    chunks = list(DataLoader(data, batch_size=1024))
+    chunks = [c if isinstance(c, (list, tuple)) else [c] for c in chunks]
+    out = [torch.cat([c[j] for c in chunks]).to(device) for j in range(len(parts))]
+    return out if isinstance(first, (list, tuple)) else out[0]
 
-    def _epoch_batches(self, data, batch_size, shuffle, drop_last):
-        if isinstance(data, DataLoader):
-            if self.world > 1:
-                raise TypeError("under torchrun, pass the Dataset, not a DataLoader: the trainer gives each process its "
-                                "share of every batch")
-            return list(range(len(data))), data
-        n = len(data)
-        if shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(n, generator=g).tolist()
-        else:
-            order = list(range(n))
-        stop = n - n % batch_size if drop_last else n
-        batches = [order[i:i + batch_size] for i in range(0, stop, batch_size)]
-        if not batches:
-            raise ValueError(f"the dataset has {n} items, fewer than one batch of {batch_size} (drop_last={drop_last})")
-        mine = batches[self.batch_in_epoch:]
-        if self.world > 1:                    # every process draws the same global batches and takes its share
-            if any(len(b) < self.world for b in mine):
-                raise ValueError(f"a batch of {min(len(b) for b in mine)} images cannot be shared by {self.world} processes: "
-                                 "use drop_last=True or a batch size of at least the number of processes")
-            mine = [_shard(b, self.rank, self.world) for b in mine]
-        if self._resident is not None:        # batches indexed on the device: one index copy per epoch, no loader
-            res = self._resident
-            take = ((lambda i: [t[i] for t in res]) if isinstance(res, list) else
-                    res.take if isinstance(res, _U8Resident) else (lambda i: res[i]))
-            if not mine:
-                return batches, iter(())
-            flat = torch.as_tensor([i for b in mine for i in b], device=self.device)
-            return batches, (take(i) for i in flat.split([len(b) for b in mine]))
-        # the loader gets its own generator: creating an iterator must not draw from the global RNG, or a resumed
-        # run (which creates one more iterator) would see different random numbers in the model
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 1)
-        loader = DataLoader(data, batch_sampler=mine, num_workers=self.num_workers, generator=g)
-        return batches, loader
+@patch
+def _make_resident(self: Trainer, data):
+    return make_resident(data, self.device, self.resident)
 
-    # ----- one optimisation step -----
-    def _step(self, batch) -> dict:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            if self._loss_fn is not None and (self.ddp is None or len(self.optimizers) == 1):
-                terms = self._loss_fn(batch)
-            elif self.ddp is None:
-                terms = self.model.loss(batch)
-            elif len(self.optimizers) == 1:   # DDP averages the gradients during backward
-                terms = self.ddp(batch)
-            else:                             # several backward passes: each optimiser's gradients are averaged below
-                with self.ddp.no_sync():
-                    terms = self.ddp(batch)
-        missing = [k for k in self.optimizers if k not in terms]
-        if missing:
-            raise KeyError(f"{type(self.model).__name__}.loss returned {sorted(terms)}, but optimisers minimise {missing}")
-        names = list(terms)
-        values = torch.stack([terms[k].detach().float().reshape(()) for k in names])
-        if self.world > 1:                    # records are averages over the processes; a NaN on one rank stops all
-            dist.all_reduce(values)
-            values = values / self.world
-        if self.sync_every > 1:               # deferred: the numbers stay on the device until `_flush`
-            self._pending.append((self.step + 1, self.epoch, names, values))
-            rec = None
-        else:
-            values = values.cpu().tolist()
-            bad = [k for k, v in zip(names, values) if not math.isfinite(v)]
-            if bad:
-                return self._non_finite(f"loss term(s) {bad} = {[values[names.index(k)] for k in bad]}")
-            rec = dict(zip(names, values))
-        for o in self.optimizers.values():
-            o.zero_grad(set_to_none=True)
-        keys = list(self.optimizers)
-        if len(keys) == 1:
-            terms[keys[0]].backward()
-        else:
-            for i, k in enumerate(keys):
-                torch.autograd.backward(terms[k], inputs=self.params[k], retain_graph=i < len(keys) - 1)
-                if self.world > 1:
-                    self._average_grads(self.params[k])
-        if rec is None and self.grad_clip is not None:   # deferred: the norms join the step's numbers, read later
-            norms = torch.stack([torch.nn.utils.clip_grad_norm_(self.params[k], self.grad_clip).float() for k in keys])
-            step, epoch, names, values = self._pending[-1]
-            self._pending[-1] = (step, epoch, names + [f"grad_norm/{k}" if len(keys) > 1 else "grad_norm" for k in keys],
-                                 torch.cat([values, norms]))
-        elif self.grad_clip is not None or self.grad_skip is not None:
-            big = False
-            for k in keys:
-                norm = float(torch.nn.utils.clip_grad_norm_(self.params[k], self.grad_clip or math.inf))
-                if not math.isfinite(norm):
-                    return self._non_finite(f"the gradient of {k!r} (norm {norm})")
-                rec[f"grad_norm/{k}" if len(keys) > 1 else "grad_norm"] = norm
-                big |= self.grad_skip is not None and norm > self.grad_skip and self.step >= self.grad_skip_after
-            if big:                              # VDVAE's gradient skipping: drop the whole update, keep the record
-                self.grad_skipped += 1
-                return {**rec, "update_skipped": 1.0}
-        for o in self.optimizers.values():
-            o.step()
+# %% ../nbs/05_train.ipynb #5dc8b970
+@patch
+def _epoch_batches(self: Trainer, data, batch_size, shuffle, drop_last):
+    "This epoch's global batches, and an iterator over this process's share of those not yet trained on."
+    if isinstance(data, DataLoader):
+        if self.world > 1:
+            raise TypeError("under torchrun, pass the Dataset, not a DataLoader: the trainer gives each process its "
+                            "share of every batch")
+        return list(range(len(data))), data
+    n = len(data)
+    order = (torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)).tolist()
+             if shuffle else list(range(n)))
+    stop = n - n % batch_size if drop_last else n
+    batches = [order[i:i + batch_size] for i in range(0, stop, batch_size)]
+    if not batches:
+        raise ValueError(f"the dataset has {n} items, fewer than one batch of {batch_size} (drop_last={drop_last})")
+    mine = batches[self.batch_in_epoch:]
+    if self.world > 1:                        # every process draws the same global batches and takes its share
+        if any(len(b) < self.world for b in mine):
+            raise ValueError(f"a batch of {min(len(b) for b in mine)} images cannot be shared by {self.world} processes: "
+                             "use drop_last=True or a batch size of at least the number of processes")
+        mine = [_shard(b, self.rank, self.world) for b in mine]
+    if self._resident is not None:            # batches indexed on the device: one index copy per epoch, no loader
+        res = self._resident
+        take = ((lambda i: [t[i] for t in res]) if isinstance(res, list) else
+                res.take if isinstance(res, _U8Resident) else (lambda i: res[i]))
+        if not mine:
+            return batches, iter(())
+        flat = torch.as_tensor([i for b in mine for i in b], device=self.device)
+        return batches, (take(i) for i in flat.split([len(b) for b in mine]))
+    g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 1)   # the loader's own generator
+    return batches, DataLoader(data, batch_sampler=mine, num_workers=self.num_workers, generator=g)
+
+# %% ../nbs/05_train.ipynb #0bd8017e
+@patch
+def state_dict(self: Trainer) -> dict:
+    "The full training state (under torchrun a collective call: every process's random generators are gathered)."
+    self._flush()                             # never a checkpoint of a run whose last steps have not been checked
+    state = {"model": self.model.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+             "history": self.history.state_dict(), "seed": self.seed, "run": self.run_meta,
+             "train_time_s": self.train_time_s + (time.perf_counter() - self._fit_start if self._fit_start else 0.0)}
+    for cb in self.callbacks:
+        own = cb.state_dict()
+        clash = set(own) & set(state)
+        assert not clash, f"{cb!r} would overwrite checkpoint entries {sorted(clash)}"
+        state.update(own)
+    return state
+
+@patch
+def save_checkpoint(self: Trainer, path: str | Path | None = None) -> Path:
+    "Atomically write the full training state (rank 0 writes; under torchrun every process must call this)."
+    path = Path(path or self.ckpt_path)
+    state = self.state_dict()
+    if self.rank == 0:                        # one atomic write, its SHA-256 inside: load_checkpoint verifies it
+        save_torch(state, path)
+    return path
+
+# %% ../nbs/05_train.ipynb #845e896e
+@patch
+def load_checkpoint(self: Trainer, path: str | Path | None = None):
+    "Restore the full training state written by `save_checkpoint`."
+    path = Path(path or self.ckpt_path)
+    s = safe_torch_load(path, map_location=self.device, what="training checkpoint",
+                        hint="Nothing was trained or overwritten. Train from step 0 instead (command line: --force; "
+                             "the run's model.pt stays until the new run replaces it), or restore a good copy of it")
+    need = {"model", "optimizers", "step"}.union(*(getattr(c, "requires", ()) for c in self.callbacks))
+    if not isinstance(s, dict) or not need <= set(s):
+        raise ValueError(f"{path} is not a latentgen training checkpoint")
+    if self.run_meta is not None and s.get("run") is not None and s["run"] != self.run_meta:
+        diff = _differences(s["run"], self.run_meta)
+        raise CheckpointMismatchError(f"{path} was written by a different run; refusing to resume it ("
+                                      + "; ".join(diff[:6]) + (f"; {len(diff) - 6} more" if len(diff) > 6 else "") + ")")
+    try:
+        self.model.load_state_dict(s["model"])
+    except RuntimeError as e:
+        lines = str(e).strip().splitlines()
+        raise CheckpointMismatchError(f"{path} holds weights of another model: "
+                                      f"{lines[1].strip()[:200] if len(lines) > 1 else e}") from None
+    for k, o in self.optimizers.items():
+        o.load_state_dict(s["optimizers"][k])
+    self.step, self.epoch, self.batch_in_epoch = s["step"], s["epoch"], s["batch_in_epoch"]
+    self.train_time_s = s.get("train_time_s", 0.0)
+    self.history.load_state_dict(s["history"]); self.seed = s["seed"]
+    self.loaded_from = path
+    for cb in self.callbacks:                 # in order: the random states (checkpoint callback) near the end
+        cb.load_state_dict(s)
+
+# %% ../nbs/05_train.ipynb #e0c40f01
+class NonFiniteGuard(Callback):
+    "Check every loss term (and recorded gradient norm) for NaN/inf; record the steps; read deferred numbers in batches."
+    order = 10
+    def __init__(self, on_nan: str = "raise", sync_every: int = 1):
+        self.on_nan, self.sync_every, self.skipped, self._pending = on_nan, sync_every, 0, []
+    def non_finite(self, what: str):
+        "Raise, or (on_nan='skip') count the step and cancel it."
+        t = self.trainer
+        if self.on_nan == "raise":
+            raise NonFiniteLossError(f"{type(t.model).__name__}: {what} at step {t.step} (epoch {t.epoch}). "
+                                     "Lower the learning rate, clip gradients (grad_clip=...), or pass on_nan='skip'.")
+        self.skipped += 1
+        t.rec, t.skip_update = None, True
+    def after_loss(self):
+        t = self.trainer
+        if self.sync_every > 1:               # deferred: the numbers stay on the device until `flush`
+            self._pending.append((t.step + 1, t.epoch, t.names, t.values))
+            return
+        values = t.values.cpu().tolist()
+        bad = [k for k, v in zip(t.names, values) if not math.isfinite(v)]
+        if bad:
+            return self.non_finite(f"loss term(s) {bad} = {[values[t.names.index(k)] for k in bad]}")
+        t.rec = dict(zip(t.names, values))
+    def add(self, names: list, values: torch.Tensor):
+        "Append numbers (a device vector) to the current, deferred step's record."
+        step, epoch, ns, vs = self._pending[-1]
+        self._pending[-1] = (step, epoch, ns + names, torch.cat([vs, values]))
+    def after_batch(self):
+        t = self.trainer
+        if t.rec is not None:
+            t.history.steps.append({"step": t.step, "epoch": t.epoch, **t.rec})
+        elif self._pending and (t.step % self.sync_every == 0 or t.step == t.total):
+            self.flush()
+
+# %% ../nbs/05_train.ipynb #3e42892b
+@patch
+def flush(self: NonFiniteGuard):
+    "Read the deferred step numbers in one host transfer: check them (naming the first bad term and its step), record them."
+    if not self._pending:
+        return
+    t = self.trainer
+    pending, self._pending = self._pending, []
+    sizes = [len(v) for *_, v in pending]
+    flat = torch.cat([v for *_, v in pending]).cpu().tolist()
+    i = 0
+    for (step, epoch, names, _), n in zip(pending, sizes):
+        vals = flat[i:i + n]; i += n
+        bad = [k for k, v in zip(names, vals) if not math.isfinite(v)]
+        if bad:
+            kind = "gradient norm(s)" if all(k.startswith("grad_norm") for k in bad) else "loss term(s)"
+            raise NonFiniteLossError(
+                f"{type(t.model).__name__}: {kind} {bad} = {[vals[names.index(k)] for k in bad]} at step {step} "
+                f"(epoch {epoch}; found when the numbers were read at step {t.step}, sync_every={self.sync_every}). "
+                "Lower the learning rate, clip gradients (grad_clip=...), or pass on_nan='skip'.")
+        t.history.steps.append({"step": step, "epoch": epoch, **dict(zip(names, vals))})
+
+@patch
+def on_error(self: NonFiniteGuard):
+    self._pending = []
+
+@patch
+def state_dict(self: NonFiniteGuard) -> dict:
+    return {"skipped": self.skipped}
+
+@patch
+def load_state_dict(self: NonFiniteGuard, s: dict):
+    self.skipped = s["skipped"]
+
+def _sync_every(t, o) -> int:
+    "Read every step on a CPU, every 50 on a GPU; every step when a decision needs the step's own numbers."
+    if o["on_nan"] == "skip" or o["grad_skip"] is not None:
+        return 1
+    return o["sync_every"] or (50 if t.device.type == "cuda" else 1)
+
+_DEFAULTS["guard"] = lambda t, model, o: NonFiniteGuard(o["on_nan"], _sync_every(t, o))
+
+# %% ../nbs/05_train.ipynb #882b2504
+class ClipAndSkip(Callback):
+    "Clip each optimiser's gradient norm to `clip`; skip the update when a norm exceeds `skip` (VDVAE)."
+    order = 20
+    def __init__(self, clip: float | None = None, skip: float | None = None, skip_after: int = 0):
+        self.grad_clip, self.grad_skip, self.grad_skip_after, self.grad_skipped = clip, skip, skip_after, 0
+    def after_backward(self):
+        t = self.trainer
+        if self.grad_clip is None and self.grad_skip is None:
+            return
+        keys = list(t.optimizers)
+        name = lambda k: f"grad_norm/{k}" if len(keys) > 1 else "grad_norm"
+        if t.rec is None:                     # deferred: the norms join the step's numbers, read later
+            norms = torch.stack([torch.nn.utils.clip_grad_norm_(t.params[k], self.grad_clip).float() for k in keys])
+            return t.guard.add([name(k) for k in keys], norms)
+        big = False
+        for k in keys:
+            norm = float(torch.nn.utils.clip_grad_norm_(t.params[k], self.grad_clip or math.inf))
+            if not math.isfinite(norm):
+                return t.guard.non_finite(f"the gradient of {k!r} (norm {norm})")
+            t.rec[name(k)] = norm
+            big |= self.grad_skip is not None and norm > self.grad_skip and t.step >= self.grad_skip_after
+        if big:                               # VDVAE's gradient skipping: drop the whole update, keep the record
+            self.grad_skipped += 1
+            t.rec["update_skipped"] = 1.0
+            t.skip_update = True
+    def state_dict(self) -> dict:
+        return {"grad_skipped": self.grad_skipped}
+    def load_state_dict(self, s: dict):
+        self.grad_skipped = s.get("grad_skipped", 0)
+
+_DEFAULTS["clip"] = lambda t, model, o: ClipAndSkip(o["grad_clip"], o["grad_skip"], o["grad_skip_after"])
+
+# %% ../nbs/05_train.ipynb #e86fd5ac
+class Schedules(Callback):
+    "Learning-rate schedulers (built per optimiser term), stepped per epoch or per optimiser step."
+    order = 30
+    def __init__(self, schedulers: dict, every: str = "epoch"):
+        self.schedulers, self.schedule_every = schedulers, every
+    def after_update(self):
         if self.schedule_every == "step":
             for s in self.schedulers.values():
                 s.step()
+    def after_epoch(self):
+        if self.schedule_every == "epoch":
+            for s in self.schedulers.values():
+                s.step()
+    def state_dict(self) -> dict:
+        return {"schedulers": {k: s.state_dict() for k, s in self.schedulers.items()}}
+    def load_state_dict(self, s: dict):
+        for k, sch in self.schedulers.items():
+            sch.load_state_dict(s["schedulers"][k])
+
+class EMA(Callback):
+    "An exponential moving average of the weights and buffers (`torch.optim.swa_utils.AveragedModel`)."
+    order = 40
+    def __init__(self, model: nn.Module, decay: float | None = None):
+        self.ema_model = None
+        if decay is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+            self.ema_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    def after_update(self):
         if self.ema_model is not None:
-            self.ema_model.update_parameters(self.model)
-        return rec
+            self.ema_model.update_parameters(self.trainer.model)
+    def state_dict(self) -> dict:
+        return {"ema": self.ema_model.state_dict() if self.ema_model is not None else None}
+    def load_state_dict(self, s: dict):
+        if self.ema_model is not None and s["ema"] is not None:
+            self.ema_model.load_state_dict(s["ema"])
 
-    def _flush(self, bar=None):
-        "Read the deferred step numbers in one host transfer: check them (naming the first bad term and its step), record them."
-        if not self._pending:
+_DEFAULTS["schedules"] = lambda t, model, o: Schedules({k: make(t.optimizers[k]) for k, make in (o["schedulers"] or {}).items()},
+                                                     o["schedule_every"])
+_DEFAULTS["ema"] = lambda t, model, o: EMA(model, o["ema_decay"])
+
+# %% ../nbs/05_train.ipynb #4ac57d92
+def _progress_bar(total: int, desc: str, enabled: bool):
+    with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is missing and falls back to text
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
+        return tqdm(total=total, desc=desc, disable=not enabled, mininterval=1.0, dynamic_ncols=True)
+
+class ProgressBar(Callback):
+    "A tqdm bar over the fit's steps with the last record's first terms."
+    order = 50
+    def __init__(self, enabled: bool = True):
+        self.progress, self.bar = enabled, None
+    def before_fit(self):
+        t = self.trainer
+        self.bar = _progress_bar(t.total, t.desc, self.progress)
+        self.bar.update(t.step)
+    def after_batch(self):
+        if not self.progress:                 # a disabled bar costs nothing per step
             return
-        pending, self._pending = self._pending, []
-        sizes = [len(v) for *_, v in pending]
-        flat = torch.cat([v for *_, v in pending]).cpu().tolist()
-        i = 0
-        for (step, epoch, names, _), n in zip(pending, sizes):
-            vals = flat[i:i + n]; i += n
-            bad = [k for k, v in zip(names, vals) if not math.isfinite(v)]
-            if bad:
-                kind = "gradient norm(s)" if all(k.startswith("grad_norm") for k in bad) else "loss term(s)"
-                raise NonFiniteLossError(
-                    f"{type(self.model).__name__}: {kind} {bad} = {[vals[names.index(k)] for k in bad]} at step {step} "
-                    f"(epoch {epoch}; found when the numbers were read at step {self.step}, sync_every={self.sync_every}). "
-                    "Lower the learning rate, clip gradients (grad_clip=...), or pass on_nan='skip'.")
-            self.history.steps.append({"step": step, "epoch": epoch, **dict(zip(names, vals))})
-        if bar is not None and self.history.steps:
-            bar.set_postfix({k: f"{v:.4g}" for k, v in list(self.history.steps[-1].items())[2:6]}, refresh=False)
+        t = self.trainer
+        if t.history.steps and (t.step % 10 == 0 or t.step == t.total):
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in list(t.history.steps[-1].items())[2:6]}, refresh=False)
+        self.bar.update(1)
+    def on_error(self):
+        self.bar.close()
+    after_fit = on_error
 
-    def _average_grads(self, params):
+class Evaluation(Callback):
+    "`eval_fn(model)` every `eval_every` steps and at the end, on rank 0; its records go to `history.evals`."
+    order = 60
+    def __init__(self, eval_fn: Callable | None = None, eval_every: int | None = None):
+        self.eval_fn, self.eval_every, self.eval_time_s = eval_fn, eval_every, 0.0
+    def after_batch(self):
+        t = self.trainer
+        if self.eval_fn is not None and self.eval_every and t.step % self.eval_every == 0:
+            self.evaluate()
+    def after_fit(self):
+        h = self.trainer.history
+        if self.eval_fn is not None and (not h.evals or h.evals[-1]["step"] != self.trainer.step):
+            self.evaluate()
+    def state_dict(self) -> dict:
+        return {"eval_time_s": self.eval_time_s}
+    def load_state_dict(self, s: dict):
+        self.eval_time_s = s.get("eval_time_s", 0.0)
+
+def _progress_on(t, o) -> bool:
+    env = os.environ.get("LATENTGEN_PROGRESS", "1").lower() not in ("0", "false", "no")
+    return (env if o["progress"] is None else o["progress"]) and t.rank == 0
+
+_DEFAULTS["progress"] = lambda t, model, o: ProgressBar(_progress_on(t, o))
+_DEFAULTS["evaluation"] = lambda t, model, o: Evaluation(o["eval_fn"], o["eval_every"])
+
+# %% ../nbs/05_train.ipynb #42426afd
+@patch
+def evaluate(self: Evaluation) -> dict:
+    "Run `eval_fn(model)` in eval mode without gradients and record the result."
+    t = self.trainer
+    t._flush()
+    out, t0 = None, time.perf_counter()
+    if t.rank == 0:                           # rank 0 evaluates; the others receive its numbers
+        was = t.model.training
+        t.model.eval()
+        with torch.no_grad():
+            out = {k: float(v) for k, v in dict(self.eval_fn(t.model)).items()}
+        t.model.train(was)
+    if t.world > 1:
+        box = [out]; dist.broadcast_object_list(box, src=0); out = box[0]
+    t.history.evals.append({"step": t.step, "epoch": t.epoch, **{k: float(v) for k, v in out.items()}})
+    self.eval_time_s += time.perf_counter() - t0      # inside train_time_s; subtract it to time the training alone
+    return out
+
+@patch
+def evaluate(self: Trainer) -> dict:
+    "Run `eval_fn(model)` in eval mode without gradients and record the result."
+    return next(c for c in self.callbacks if isinstance(c, Evaluation)).evaluate()
+
+@patch
+def divergence(self: Trainer, factor: float = 1e3) -> str | None:
+    """Why the run looks diverged, or None: the first optimised loss ends `factor` times larger (in size) than it
+    started. "Started" is the first recorded value (the loss before the first update), not a median of the first
+    steps: a learning rate that blows the loss up in step 2 puts the blow-up into every early window."""
+    _, v = self.history.series(next(iter(self.optimizers)))
+    v = v[np.isfinite(v)]
+    if len(v) < 4:
+        return None
+    k = min(10, len(v) // 2)
+    first = min(abs(float(v[0])), abs(float(np.median(v[:k]))))
+    last = float(np.median(v[-k:]))
+    if abs(last) > factor * max(first, 1.0):
+        return (f"the loss grew from {float(v[0]):.4g} to {last:.4g}; the run has probably diverged "
+                "(lower the learning rate or clip gradients)")
+    return None
+
+class DivergenceWarning(Callback):
+    "Warn at the end of a fit when `Trainer.divergence` finds the run diverged (`trainer.diverged`: the reason or None)."
+    order = 95
+    def __init__(self, factor: float = 1e3):
+        self.factor, self.diverged = factor, None
+    def after_fit(self):
+        t = self.trainer
+        if t.rank == 0:
+            self.diverged = t.divergence(self.factor)
+            if self.diverged:                 # attributed to the line that called fit (4 frames up)
+                warnings.warn(f"{t.desc}: {self.diverged}", RuntimeWarning, stacklevel=4)
+
+_DEFAULTS["divergence"] = lambda t, model, o: DivergenceWarning()
+
+# %% ../nbs/05_train.ipynb #2625f0f0
+def numpy_state() -> dict:
+    "NumPy's global RNG state as a tensor and numbers, so that checkpoints load with `weights_only=True`."
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+def set_numpy_state(st: dict):
+    "Restore NumPy's global RNG from `numpy_state()`'s form."
+    np.random.set_state((st["name"], st["keys"].cpu().numpy().astype(np.uint32), st["pos"], st["has_gauss"],
+                         st["cached_gaussian"]))
+
+_numpy_state_plain, _numpy_state_restore = numpy_state, set_numpy_state   # the old private names
+
+def rng_state() -> dict:
+    "Every random generator's state: torch, NumPy, Python and (where present) CUDA."
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+def set_rng_state(rng: dict):
+    "Restore the generators from `rng_state()`'s form."
+    torch.set_rng_state(rng["torch"].cpu()); set_numpy_state(rng["numpy"]); random.setstate(rng["python"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([t.cpu() for t in rng["cuda"]])
+
+# %% ../nbs/05_train.ipynb #699ac4f5
+class Checkpoint(Callback):
+    "Write the training state to `path` at epochs' ends, on a clock, every n steps, on interruption and at the end."
+    order, requires = 80, ("rng",)         # a file without random states is no training checkpoint
+    def __init__(self, path=None, every: int | None = None, every_s: float | None = 600.0, each_epoch: bool = True):
+        self.ckpt_path, self.ckpt_every = (Path(path) if path else None), every
+        self.ckpt_every_s, self.ckpt_each_epoch, self.last = every_s, each_epoch, None
+    def save(self):
+        if self.ckpt_path:
+            self.trainer.save_checkpoint(); self.last = time.perf_counter()
+    def before_fit(self):
+        self.last = time.perf_counter()
+    def after_batch(self):                    # only a request: the save waits for every process to agree
+        t = self.trainer
+        due = self.ckpt_every_s is not None and time.perf_counter() - self.last >= self.ckpt_every_s
+        t.want_save |= due or bool(self.ckpt_path and self.ckpt_every and t.step % self.ckpt_every == 0)
+    def after_agree(self):
+        if self.ckpt_path and (self.trainer.want_save or self.trainer.want_stop):
+            self.save()
+    def after_epoch(self):
+        if self.ckpt_each_epoch and self.trainer.step < self.trainer.total:
+            self.save()
+    def after_fit(self):
+        self.save()
+    def state_dict(self) -> dict:
+        t, rng = self.trainer, rng_state()
+        return {"rng": rng, "rng_ranks": t.strategy.gather(rng), "world_size": t.world}
+    def load_state_dict(self, s: dict):
+        t = self.trainer
+        saved_world = s.get("world_size", 1)
+        if saved_world != t.world:            # weights, optimisers and data position resume; the generators cannot
+            warnings.warn(f"{t.loaded_from} was written by "
+                          f"{saved_world} process(es) and resumes in {t.world}: the random generators are re-seeded, "
+                          "so the continuation is not the one the original run would have had")
+            seed_everything(t.seed + 1_000_003 * t.rank + t.step)
+            return
+        set_rng_state(s["rng_ranks"][t.rank] if t.world > 1 else s["rng"])
+
+_DEFAULTS["checkpoint"] = lambda t, model, o: Checkpoint(o["ckpt_path"], o["ckpt_every"], o["ckpt_every_s"], o["ckpt_each_epoch"])
+
+# %% ../nbs/05_train.ipynb #597752da
+class Interruption(Callback):
+    "First SIGINT: stop after this step, with a checkpoint (every process at the same step); second: stop now."
+    order = 90
+    def before_fit(self):
+        self.hit, self.previous = [], None
+        t = self.trainer
+        self.catch = getattr(t, "ckpt_path", None) is not None and threading.current_thread() is threading.main_thread()
+        if self.catch:
+            self.previous = signal.signal(signal.SIGINT, self.on_sigint)
+    def on_sigint(self, signum, frame):
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit.append(self.trainer.step)
+    def after_batch(self):
+        if self.hit:
+            self.trainer.want_stop = True
+    def after_agree(self):
+        t = self.trainer
+        if t.want_stop:
+            raise KeyboardInterrupt(f"interrupted at step {t.step}; the checkpoint {t.ckpt_path} holds it: "
+                                    "continue with resume=True (command line: --resume)")
+    def after_loop(self):
+        if self.catch:
+            signal.signal(signal.SIGINT, self.previous)
+            self.catch = False
+
+_DEFAULTS["interruption"] = lambda t, model, o: Interruption()
+
+# %% ../nbs/05_train.ipynb #11b2abc2
+class DataParallel(SingleProcess):
+    "The strategy under torchrun: DistributedDataParallel, averaged records and gradients, agreed flags."
+    def __init__(self, trainer, ddp_kwargs: dict | None = None, sync_batchnorm: bool = True, compile: bool = False):
+        from torch.nn.parallel import DistributedDataParallel
+        t = self.trainer = trainer
+        self.world, self.rank, self.device = t.world, t.rank, t.device
+        if sync_batchnorm and t.device.type == "cuda":   # batch statistics over the global batch (same parameters)
+            t.model = nn.SyncBatchNorm.convert_sync_batchnorm(t.model)
+        trained = {id(p) for ps in t.params.values() for p in ps}
+        idle = any(p.requires_grad and id(p) not in trained for p in t.model.parameters())
+        kw = {"device_ids": [t.device.index] if t.device.type == "cuda" else None,
+              "find_unused_parameters": idle,   # parameters no optimiser trains (a second stage, trained later)
+              **(ddp_kwargs or {})}
+        self.ddp = DistributedDataParallel(_LossOf(t.model), **kw)   # broadcasts rank 0's weights and buffers
+        self.compiled = torch.compile(self.ddp) if compile else None
+    def loss(self, batch) -> dict:
+        if len(self.trainer.optimizers) == 1:  # DDP averages the gradients during backward
+            return self.compiled(batch) if self.compiled is not None else self.ddp(batch)
+        with self.ddp.no_sync():               # several backward passes: each optimiser's gradients averaged after it
+            return self.ddp(batch)
+    def mean(self, values):                    # records are averages over the processes; a NaN on one rank stops all
+        dist.all_reduce(values)
+        return values / self.world
+    def average_grads(self, params):
         "Average the gradients of `params` over the processes in one all-reduce (missing gradients count as zeros)."
         for p in params:
             if p.grad is None:
@@ -361,304 +865,14 @@ class Trainer:
         i = 0
         for p in params:
             p.grad.copy_(flat[i:i + p.numel()].view_as(p.grad)); i += p.numel()
-
-    def _non_finite(self, what: str):
-        if self.on_nan == "raise":
-            raise NonFiniteLossError(f"{type(self.model).__name__}: {what} at step {self.step} (epoch {self.epoch}). "
-                                     "Lower the learning rate, clip gradients (grad_clip=...), or pass on_nan='skip'.")
-        self.skipped += 1
-        return None
-
-    # ----- evaluation, checkpoints -----
-    def evaluate(self) -> dict:
-        "Run `eval_fn(model)` in eval mode without gradients and record the result."
-        self._flush()
-        out, t0 = None, time.perf_counter()
-        if self.rank == 0:                    # rank 0 evaluates; the others receive its numbers
-            was = self.model.training
-            self.model.eval()
-            with torch.no_grad():
-                out = {k: float(v) for k, v in dict(self.eval_fn(self.model)).items()}
-            self.model.train(was)
-        if self.world > 1:
-            box = [out]; dist.broadcast_object_list(box, src=0); out = box[0]
-        self.history.evals.append({"step": self.step, "epoch": self.epoch, **{k: float(v) for k, v in out.items()}})
-        self.eval_time_s += time.perf_counter() - t0      # inside train_time_s; subtract it to time the training alone
+    def agree(self, stop: bool, save: bool) -> tuple:
+        flags = torch.tensor([float(stop), float(save)], device=self.device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        return bool(flags[0] > 0), bool(flags[1] > 0)
+    def gather(self, obj):
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
         return out
 
-    def _rng_state(self) -> dict:
-        return {"torch": torch.get_rng_state(), "numpy": _numpy_state_plain(), "python": random.getstate(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-    def state_dict(self) -> dict:
-        "The full training state (under torchrun a collective call: every process's random generators are gathered)."
-        self._flush()                         # never a checkpoint of a run whose last steps have not been checked
-        rng = self._rng_state()
-        ranks = None
-        if self.world > 1:
-            ranks = [None] * self.world
-            dist.all_gather_object(ranks, rng)
-        return {"model": self.model.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-                "ema": self.ema_model.state_dict() if self.ema_model is not None else None,
-                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "skipped": self.skipped,
-                "grad_skipped": self.grad_skipped,
-                "history": self.history.state_dict(), "seed": self.seed, "run": self.run_meta,
-                "train_time_s": self.train_time_s + (time.perf_counter() - self._fit_start if self._fit_start else 0.0),
-                "eval_time_s": self.eval_time_s, "rng": rng, "rng_ranks": ranks, "world_size": self.world}
-
-    def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        "Atomically write the full training state (rank 0 writes; under torchrun every process must call this)."
-        path = Path(path or self.ckpt_path)
-        state = self.state_dict()
-        if self.rank == 0:                    # one atomic write, its SHA-256 inside: load_checkpoint verifies it
-            save_torch(state, path)
-        return path
-
-    def load_checkpoint(self, path: str | Path | None = None):
-        "Restore the full training state written by `save_checkpoint`."
-        path = Path(path or self.ckpt_path)
-        s = safe_torch_load(path, map_location=self.device, what="training checkpoint",
-                            hint="Nothing was trained or overwritten. Train from step 0 instead (command line: --force; "
-                                 "the run's model.pt stays until the new run replaces it), or restore a good copy of it")
-        if not isinstance(s, dict) or not {"model", "optimizers", "step", "rng"} <= set(s):
-            raise ValueError(f"{path} is not a latentgen training checkpoint")
-        if self.run_meta is not None and s.get("run") is not None and s["run"] != self.run_meta:
-            diff = _differences(s["run"], self.run_meta)
-            raise CheckpointMismatchError(f"{path} was written by a different run; refusing to resume it ("
-                                          + "; ".join(diff[:6]) + (f"; {len(diff) - 6} more" if len(diff) > 6 else "") + ")")
-        try:
-            self.model.load_state_dict(s["model"])
-        except RuntimeError as e:
-            raise CheckpointMismatchError(f"{path} holds weights of another model: "
-                                          f"{str(e).strip().splitlines()[1].strip()[:200] if len(str(e).splitlines()) > 1 else e}") from None
-        for k, o in self.optimizers.items():
-            o.load_state_dict(s["optimizers"][k])
-        for k, sch in self.schedulers.items():
-            sch.load_state_dict(s["schedulers"][k])
-        if self.ema_model is not None and s["ema"] is not None:
-            self.ema_model.load_state_dict(s["ema"])
-        self.step, self.epoch, self.batch_in_epoch, self.skipped = s["step"], s["epoch"], s["batch_in_epoch"], s["skipped"]
-        self.grad_skipped, self.train_time_s = s.get("grad_skipped", 0), s.get("train_time_s", 0.0)
-        self.eval_time_s = s.get("eval_time_s", 0.0)
-        self.history.load_state_dict(s["history"]); self.seed = s["seed"]
-        saved_world = s.get("world_size", 1)
-        if saved_world != self.world:         # weights, optimisers and data position resume; the generators cannot
-            warnings.warn(f"{path} was written by {saved_world} process(es) and resumes in {self.world}: the random "
-                          "generators are re-seeded, so the continuation is not the one the original run would have had")
-            seed_everything(self.seed + 1_000_003 * self.rank + self.step)
-            return
-        rng = s["rng_ranks"][self.rank] if self.world > 1 else s["rng"]
-        torch.set_rng_state(rng["torch"].cpu()); _numpy_state_restore(rng["numpy"]); random.setstate(rng["python"])
-        if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([t.cpu() for t in rng["cuda"]])
-
-    # ----- the loop -----
-    def fit(self, data: Dataset | DataLoader, *, epochs: int | None = None, steps: int | None = None,
-            batch_size: int = 128, shuffle: bool = True, drop_last: bool = True, resume: bool = False) -> History:
-        "Train for `epochs` epochs or `steps` optimiser steps (in total, counting resumed ones); returns the history."
-        if (epochs is None) == (steps is None):
-            raise ValueError("give exactly one of epochs= or steps=")
-        if resume and self.ckpt_path and self.ckpt_path.exists():
-            self.load_checkpoint()
-            self._say(f"{self.desc}: resuming from {display_path(self.ckpt_path)} at step {self.step} (epoch {self.epoch})")
-        else:
-            if resume:
-                self._say(f"{self.desc}: no checkpoint at {display_path(self.ckpt_path)}; starting from step 0")
-            if self.step == 0:                # rank r draws its own noise: seed + 1,000,003 r (rank 0: the plain run's)
-                seed_everything(self.seed + 1_000_003 * self.rank)
-        if self._resident_of is not data:     # built once per data set (a later fit on other data rebuilds it)
-            self._resident, self._resident_of = self._make_resident(data), data
-        per_epoch = len(data) if isinstance(data, DataLoader) else (
-            len(data) // batch_size if drop_last else math.ceil(len(data) / batch_size))
-        total = steps if steps is not None else epochs * max(per_epoch, 1)
-        self.model.train()
-        bar = _progress_bar(total, self.desc, self.progress)
-        bar.update(self.step)
-        t0, start_step = time.perf_counter(), self.step
-        last_ckpt, interrupted, self._fit_start = t0, [], t0
-        def on_sigint(signum, frame):          # first Ctrl-C: stop after this step, with a checkpoint; second: now
-            if interrupted:
-                raise KeyboardInterrupt
-            interrupted.append(self.step)
-        catch = self.ckpt_path is not None and threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, on_sigint) if catch else None
-        try:
-            self._loop(data, total, batch_size, shuffle, drop_last, bar, interrupted, last_ckpt)
-            self._flush(bar)
-        except BaseException:
-            self._pending = []
-            self.train_time_s, self._fit_start = self.train_time_s + time.perf_counter() - t0, None
-            raise
-        finally:
-            if catch:
-                signal.signal(signal.SIGINT, previous)
-        bar.close()
-        self.wall_time_s = time.perf_counter() - t0
-        self.train_time_s, self._fit_start = self.train_time_s + self.wall_time_s, None   # across resumed sessions
-        if self.eval_fn is not None and (not self.history.evals or self.history.evals[-1]["step"] != self.step):
-            self.evaluate()
-        if self.ckpt_path:
-            self.save_checkpoint()
-        if self.rank == 0:
-            self._warn_if_diverged()
-        last = {k: round(v, 4) for k, v in self.history.steps[-1].items() if k not in ("step", "epoch")} if self.history.steps else {}
-        self._say(f"{self.desc}: {self.step - start_step} steps in {self.wall_time_s:.1f}s"
-                  + (f" on {self.world} processes" if self.world > 1 else "")
-              + (f", {self.skipped} skipped (non-finite)" if self.skipped else "")
-              + (f", {self.grad_skipped} updates skipped (gradient norm > {self.grad_skip})" if self.grad_skipped else "") + f"; last: {last}")
-        return self.history
-
-    def _loop(self, data, total, batch_size, shuffle, drop_last, bar, interrupted, last_ckpt):
-        "The optimisation loop of `fit`: steps, records, evaluations and scheduled checkpoints."
-        while self.step < total:
-            batches, loader = self._epoch_batches(data, batch_size, shuffle, drop_last)
-            for batch in loader:
-                rec = self._step(_to_device(batch, self.device))
-                self.step += 1; self.batch_in_epoch += 1
-                if rec is not None:
-                    self.history.steps.append({"step": self.step, "epoch": self.epoch, **rec})
-                    if self.step % 10 == 0 or self.step == total:
-                        bar.set_postfix({k: f"{v:.4g}" for k, v in list(rec.items())[:4]}, refresh=False)
-                elif self._pending and (self.step % self.sync_every == 0 or self.step == total):
-                    self._flush(bar)
-                bar.update(1)
-                if self.eval_fn is not None and self.eval_every and self.step % self.eval_every == 0:
-                    self.evaluate()
-                due = self.ckpt_every_s is not None and time.perf_counter() - last_ckpt >= self.ckpt_every_s
-                if self.world > 1:            # a Ctrl-C or a clock seen by one process acts on all, at the same step
-                    flags = torch.tensor([float(bool(interrupted)), float(due)], device=self.device)
-                    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-                    if flags[0] > 0 and not interrupted:
-                        interrupted.append(self.step)
-                    due = bool(flags[1] > 0)
-                if self.ckpt_path and ((self.ckpt_every and self.step % self.ckpt_every == 0) or interrupted or due):
-                    self.save_checkpoint(); last_ckpt = time.perf_counter()
-                if interrupted:
-                    bar.close()
-                    raise KeyboardInterrupt(f"interrupted at step {self.step}; the checkpoint {self.ckpt_path} holds it: "
-                                            "continue with resume=True (command line: --resume)")
-                if self.step >= total:
-                    break
-            if self.batch_in_epoch >= len(batches):
-                self._flush(bar)              # epoch records are complete before the epoch counter moves
-                self.epoch += 1; self.batch_in_epoch = 0
-                for s in self.schedulers.values() if self.schedule_every == "epoch" else ():
-                    s.step()
-                if self.ckpt_path and self.ckpt_each_epoch and self.step < total:
-                    self.save_checkpoint(); last_ckpt = time.perf_counter()
-
-    def divergence(self, factor: float = 1e3) -> str | None:
-        """Why the run looks diverged, or None: the first optimised loss ends `factor` times larger (in size) than it
-        started. "Started" is the first recorded value (the loss before the first update), not a median of the first
-        steps: a learning rate that blows the loss up in step 2 puts the blow-up into every early window."""
-        _, v = self.history.series(next(iter(self.optimizers)))
-        v = v[np.isfinite(v)]
-        if len(v) < 4:
-            return None
-        k = min(10, len(v) // 2)
-        first = min(abs(float(v[0])), abs(float(np.median(v[:k]))))
-        last = float(np.median(v[-k:]))
-        if abs(last) > factor * max(first, 1.0):
-            return (f"the loss grew from {float(v[0]):.4g} to {last:.4g}; the run has probably diverged "
-                    "(lower the learning rate or clip gradients)")
-        return None
-
-    def _warn_if_diverged(self, factor: float = 1e3):
-        "Warn when `divergence` finds the run diverged (`self.diverged` holds the reason, else None)."
-        self.diverged = self.divergence(factor)
-        if self.diverged:
-            warnings.warn(f"{self.desc}: {self.diverged}", RuntimeWarning, stacklevel=3)
-
-def fit(model: nn.Module, data, *, epochs: int | None = None, steps: int | None = None, batch_size: int = 128,
-        **trainer_kwargs) -> Trainer:
-    "Build a `Trainer` for `model`, fit it on `data`, and return the trainer (history in `.history`)."
-    t = Trainer(model, **trainer_kwargs)
-    t.fit(data, epochs=epochs, steps=steps, batch_size=batch_size)
-    return t
-
-# %% ../nbs/05_train.ipynb #e5f1e10e
-def runs_root() -> Path:
-    "Where chapter runs live: `$LATENTGEN_RUNS`, else `runs/` under `config.home_root()` (`$LATENTGEN_HOME`, the checkout)."
-    if os.environ.get("LATENTGEN_RUNS"):
-        return Path(os.environ["LATENTGEN_RUNS"]).expanduser()
-    return home_root() / "runs"
-
-_SIMPLE = (bool, int, float, str, type(None))
-
-def run_facts(v):
-    "A stable, JSON-able description of `v` for a run's hash: plain data as is, tensors by content, functions by code."
-    if isinstance(v, dict):
-        return {str(k): run_facts(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(v, (list, tuple)):
-        return [run_facts(x) for x in v]
-    if isinstance(v, _SIMPLE):
-        return v
-    if isinstance(v, (torch.Tensor, np.ndarray)):
-        a = np.ascontiguousarray(v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v)
-        return f"array{list(a.shape)}:{hashlib.sha256(a.tobytes()).hexdigest()[:16]}"
-    if callable(v):                      # lambdas and closures: their code, constants, defaults and simple captured values
-        code = getattr(v, "__code__", None)
-        simple = lambda xs: [x for x in (xs or ()) if isinstance(x, _SIMPLE)]
-        cells = [c.cell_contents for c in (getattr(v, "__closure__", None) or ())]
-        return {"callable": getattr(v, "__qualname__", type(v).__qualname__),
-                "code": hashlib.sha256(code.co_code + repr(simple(code.co_consts)).encode()).hexdigest()[:16] if code else None,
-                "defaults": simple(getattr(v, "__defaults__", None)), "captured": simple(cells)}
-    return type(v).__qualname__
-
-def run_folder(chapter: str, dataset: str, method: str, facts: dict, profile: str | None = None) -> Path:
-    "The folder of one chapter run: named by chapter, profile, dataset, method and a hash of `facts`."
-    digest = hashlib.sha256(json.dumps(run_facts(facts), sort_keys=True).encode()).hexdigest()[:10]
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{dataset}-{method}")
-    return runs_root() / chapter / get_profile(profile) / f"{slug}-{digest}"
-
-def _code_digest(cls) -> str:
-    "A digest of the bytecode of `cls`'s methods and of its bases' (torch's own excluded): a code change retrains."
-    h = hashlib.sha256()
-    def add(code):
-        h.update(code.co_code); h.update(repr([c for c in code.co_consts if isinstance(c, _SIMPLE)]).encode())
-        for c in code.co_consts:
-            if hasattr(c, "co_code"):
-                add(c)
-    for k in cls.__mro__:
-        if k.__module__.split(".")[0] in ("torch", "builtins"):
-            continue
-        for name, attr in sorted(vars(k).items()):
-            fn = getattr(attr, "__func__", attr)
-            fn = getattr(fn, "__wrapped__", fn)
-            if hasattr(fn, "__code__"):
-                h.update(name.encode()); add(fn.__code__)
-    return h.hexdigest()[:16]
-
-def _retrain() -> bool:
-    return os.environ.get("LATENTGEN_RETRAIN", "").lower() in ("1", "true", "yes")
-
-def run_trainer(model: nn.Module, data, *, chapter: str, dataset: str, method: str, fit: dict, seed: int = 0,
-                profile: str | None = None, **trainer_kwargs) -> Trainer:
-    """Train `model` on `data` with `fit` (epochs or steps, batch size) in its run folder: load the run if it finished,
-    resume it if it was interrupted, else train from step 0. Returns the trainer (`.run_dir`, `.run_status`)."""
-    describe = getattr(data, "describe", None)
-    seen = {k: v for k, v in describe().items() if k != "source"} if callable(describe) else {"n": len(data)}
-    facts = {"chapter": chapter, "profile": get_profile(profile), "dataset": dataset, "method": method, "seed": seed,
-             "model": type(model).__qualname__, "config": getattr(model, "config", None), "fit": fit,
-             "model_code": _code_digest(type(model)),
-             "trainer": trainer_kwargs, "data": seen}
-    facts = run_facts(facts)
-    folder = run_folder(chapter, dataset, method, facts, profile)
-    ckpt = folder / "trainer.ckpt"
-    init_distributed()                        # under torchrun: rank 0 deletes and writes, the others wait for it
-    if _retrain() and is_main_process():
-        ckpt.unlink(missing_ok=True)
-    barrier()
-    before = safe_torch_load(ckpt, what="training checkpoint", hint="Nothing was trained or overwritten. Train the run "
-                             "again from step 0: LATENTGEN_RETRAIN=1, or delete the file")["step"] if ckpt.is_file() else None
-    t = Trainer(model, seed=seed, ckpt_path=ckpt, run_meta=facts, **trainer_kwargs)
-    if is_main_process():
-        atomic_write_bytes(folder / "run.json", json.dumps(facts, indent=1).encode())   # what this folder holds, readable
-    t.fit(data, resume=True, **fit)
-    t.run_dir = folder
-    t.run_status = ("trained from step 0" if before is None else
-                    "loaded: the run had finished, nothing was trained" if t.step == before else f"resumed from step {before}")
-    t.wall_time_s = t.train_time_s       # the run's training time, whichever session did the work
-    t._say(f"{t.desc}: {t.run_status} ({display_path(folder)})")
-    return t
+# %% ../nbs/05_train.ipynb #1b677285
+from .runs import runs_root, run_facts, run_folder, run_trainer, _code_digest, _retrain, _SIMPLE  # moved
