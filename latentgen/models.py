@@ -4,6 +4,7 @@
 from __future__ import annotations
 import functools, inspect, io, math
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,8 @@ from .nets import ConvDecoder, ConvEncoder
 
 # %% auto #0
 __all__ = ['MODELS', 'register_model', 'build_model', 'config_keys', 'NonFiniteModelError', 'nonfinite_tensors', 'save_model',
-           'load_model', 'convert_file', 'VAE']
+           'load_model', 'convert_file', 'GenerativeModel', 'ConditionalModel', 'is_conditional', 'TwoStageModel',
+           'VAE']
 
 # %% ../nbs/08_models.ipynb #72ecf0b8
 MODELS: dict = {}
@@ -31,7 +33,9 @@ def register_model(name: str):
             if args:
                 raise TypeError(f"{cls.__name__} takes keyword arguments only (so that its config can be saved)")
             init(self, **kwargs)
-            self.config, self.model_name = dict(kwargs), name
+            config = dict(kwargs)                # a class may add what it implies (chapter 3's method)
+            self.config = self.complete_config(config) if hasattr(type(self), "complete_config") else config
+            self.model_name = name
         cls.__init__, cls.registry_name = __init__, name
         MODELS[name] = cls
         return cls
@@ -139,6 +143,32 @@ def convert_file(path: str | Path) -> Path:
         raise ValueError(f"{path} holds objects other than tensors and plain data even after conversion; not converted") from None
     tmp.replace(path)
     return path
+
+# %% ../nbs/08_models.ipynb #85447849
+@runtime_checkable
+class GenerativeModel(Protocol):
+    "What the fit loop and `latentgen sample` need: a `loss(batch)` dict with a 'loss' entry, and `sample(n)` images in [0, 1]."
+    def loss(self, batch) -> dict: ...
+    def sample(self, n: int) -> torch.Tensor: ...
+
+@runtime_checkable
+class ConditionalModel(Protocol):
+    "A class-conditional model: `conditional` says whether it takes labels (chapter 4's is conditional only with classes)."
+    conditional: bool
+    def sample(self, n: int, *args, **kwargs) -> torch.Tensor: ...
+
+def is_conditional(model) -> bool:
+    "True if `model` takes labels: its `reconstruct`, `log_weights` and `sample` take the targets too."
+    return isinstance(model, ConditionalModel) and bool(model.conditional)
+
+class TwoStageModel:
+    """Mixin for models whose code density is fitted after training (chapter 3's RAE + GMM and two-stage VAE): the
+    command line and the chapters call `fit_second_stage(data, ...)` after the fit loop, and before sampling."""
+    has_second_stage = True
+
+    def fit_second_stage(self, data, *, epochs: int = 20, batch_size: int = 256, seed: int = 0, **trainer_kwargs):
+        "Fit the second stage to the codes of `data` (`trainer_kwargs` go to its `Trainer`, if it has one)."
+        raise NotImplementedError
 
 # %% ../nbs/08_models.ipynb #d2a87f37
 @register_model("vae")
