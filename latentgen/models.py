@@ -107,6 +107,9 @@ def load_model(path: str | Path, map_location="cpu") -> nn.Module:
                          f"(registered: {', '.join(sorted(MODELS))}); import the module that registers it")
     if not isinstance(ck.get("config"), dict) or not isinstance(ck.get("state_dict"), dict):
         raise ValueError(f"{path} is not a latentgen model file (no config or no weights)")
+    upgrade = getattr(MODELS[ck["name"]], "upgrade_state_dict", None)    # weights renamed since the file was written
+    if upgrade is not None:
+        upgrade(ck["state_dict"])
     _check_shapes(path, ck["name"], ck["config"], ck["state_dict"])
     try:
         model = build_model(ck["name"], **ck["config"])
