@@ -433,6 +433,7 @@ def vgg16_features(pretrained: bool = True, weights_path: str | Path | None = No
                            "LATENTGEN_VGG16_WEIGHTS can name a local copy")
     return vgg16(weights=w).features
 
+# %% ../nbs/ch3_glf.ipynb #66d3cef1
 class VGGPerceptual(nn.Module):
     """Per-image perceptual distance (eq. above). `reduction="sum"`: the GLF code's `_VGGDistance`: summed |differences|
     of the normalised pixels and of VGG16 `features[2, 7, 12(, 21)]`, all but the last level rectified (torchvision's

@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .config import UnsafeFileError, atomic_write_bytes, by_profile, check_seal, safe_torch_load, save_torch
@@ -55,6 +56,7 @@ def config_keys(name: str) -> dict:
     return {p.name: (None if p.default is inspect.Parameter.empty else p.default) for p in ps
             if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
+# %% ../nbs/08_models.ipynb #c48ad854
 class NonFiniteModelError(ValueError):
     "A model whose parameters or buffers hold NaN or infinite values: the run that made it diverged."
 
@@ -76,6 +78,7 @@ def save_model(model: nn.Module, path: str | Path, **extra) -> Path:
     return save_torch({"name": model.model_name, "config": model.config, "state_dict": model.state_dict(),
                        "latentgen": __version__, "extra": extra}, path)     # atomic, its SHA-256 inside (load_model checks it)
 
+# %% ../nbs/08_models.ipynb #ba6de411
 def _check_shapes(path, name: str, config: dict, state: dict):
     """Compare the shapes a `name` model built from `config` would have with the saved weights, on the meta device
     (nothing is allocated), so that a config of absurd sizes is refused before it can exhaust memory."""
@@ -121,6 +124,7 @@ def load_model(path: str | Path, map_location="cpu") -> nn.Module:
     model.saved_extra = ck.get("extra", {})
     return model.eval()
 
+# %% ../nbs/08_models.ipynb #b240173a
 def convert_file(path: str | Path) -> Path:
     """Rewrite a model file or training checkpoint of an older latentgen in the plain format (tensors and plain data).
     This opens `path` with full pickle, so it runs any code the file names: only for files you wrote and trust."""
@@ -229,23 +233,25 @@ class VAE(nn.Module):
     def reconstruct(self, x):
         return self.decode(self.encode(x)[0])
 
-    @torch.no_grad()
-    def log_weights(self, x, k: int):
-        "log p(x, z_k) - log q(z_k | x) for k posterior samples: `[k, B]` (sigma: the clipped sigma* of the mean reconstruction)."
-        mu, logvar = self.encode(x)
-        std = (0.5 * logvar).exp()
+# %% ../nbs/08_models.ipynb #f032b7ef
+@patch
+@torch.no_grad()
+def log_weights(self: VAE, x, k: int):
+    "log p(x, z_k) - log q(z_k | x) for k posterior samples: `[k, B]` (sigma: the clipped sigma* of the mean reconstruction)."
+    mu, logvar = self.encode(x)
+    std = (0.5 * logvar).exp()
+    if self.likelihood == "sigma":
+        logvar_x = 2 * sigma_vae_log_sigma(x, self.decode(mu))  # the same clipped sigma* as in training
+    out = []
+    for _ in range(k):
+        eps = torch.randn_like(mu)
+        z = mu + std * eps
+        dec = self.decoder(z)
         if self.likelihood == "sigma":
-            logvar_x = 2 * sigma_vae_log_sigma(x, self.decode(mu))  # the same clipped sigma* as in training
-        out = []
-        for _ in range(k):
-            eps = torch.randn_like(mu)
-            z = mu + std * eps
-            dec = self.decoder(z)
-            if self.likelihood == "sigma":
-                log_px = -gaussian_nll(x, torch.sigmoid(dec), logvar_x)
-            else:
-                log_px = -self.rec_nll(x, dec)
-            log_pz = -0.5 * (z ** 2 + LOG_2PI).sum(1)
-            log_qz = -0.5 * (eps ** 2 + logvar + LOG_2PI).sum(1)
-            out.append(log_px + log_pz - log_qz)
-        return torch.stack(out)
+            log_px = -gaussian_nll(x, torch.sigmoid(dec), logvar_x)
+        else:
+            log_px = -self.rec_nll(x, dec)
+        log_pz = -0.5 * (z ** 2 + LOG_2PI).sum(1)
+        log_qz = -0.5 * (eps ** 2 + logvar + LOG_2PI).sum(1)
+        out.append(log_px + log_pz - log_qz)
+    return torch.stack(out)
