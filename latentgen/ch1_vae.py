@@ -6,6 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .config import by_profile
@@ -111,63 +112,73 @@ class RiveraVAE(nn.Module):
         self.disc = (PatchGAN(channels, tuple(disc_channels), dropout=disc_dropout)
                      if objective == "rivera" and adv_weight > 0 else None)
 
-    @classmethod
-    def default_config(cls, image_shape, num_classes=None, profile=None) -> dict:
-        """Quick: a small ResNet for a CPU. Paper: the authors' 128 filters in every stage, two identity blocks per
-        stage, latent 512, their PatchGAN. Both: the loss weights of eq. (11a) for this image size."""
-        c, s, _ = image_shape
-        stages = max(1, int(math.log2(s // 4)))        # down to 4x4, as the paper's six stages take 256x256 to 4x4
-        paper = {"widths": (128,) * stages, "blocks": 2, "latent_dim": 512,
-                 "disc_channels": (128, 128, 128, 64, 64, 1), "lr": 1e-4}
-        quick = {"widths": tuple(16 * 2 ** i for i in range(stages)), "blocks": 1, "latent_dim": 64,
-                 "disc_channels": (32, 32, 32, 16, 16, 1), "lr": 5e-4}
-        w = balanced_weights((c, s, s))
-        return {"channels": c, "image_size": s, "rec_weight": w["rec_weight"], "adv_weight": w["adv_weight"],
-                **by_profile(quick, paper, profile, gpu="paper")}
+# %% ../nbs/ch1_vae.ipynb #0546f4fe
+@patch(cls_method=True)
+def default_config(cls: RiveraVAE, image_shape, num_classes=None, profile=None) -> dict:
+    """Quick: a small ResNet for a CPU. Paper: the authors' 128 filters in every stage, two identity blocks per
+    stage, latent 512, their PatchGAN. Both: the loss weights of eq. (11a) for this image size."""
+    c, s, _ = image_shape
+    stages = max(1, int(math.log2(s // 4)))        # down to 4x4, as the paper's six stages take 256x256 to 4x4
+    paper = {"widths": (128,) * stages, "blocks": 2, "latent_dim": 512,
+             "disc_channels": (128, 128, 128, 64, 64, 1), "lr": 1e-4}
+    quick = {"widths": tuple(16 * 2 ** i for i in range(stages)), "blocks": 1, "latent_dim": 64,
+             "disc_channels": (32, 32, 32, 16, 16, 1), "lr": 5e-4}
+    w = balanced_weights((c, s, s))
+    return {"channels": c, "image_size": s, "rec_weight": w["rec_weight"], "adv_weight": w["adv_weight"],
+            **by_profile(quick, paper, profile, gpu="paper")}
 
-    def configure_optimizers(self):
-        "Adam(lr, betas (0.5, 0.999)) for encoder + decoder (term `loss`); another for the discriminator (term `disc`)."
-        vae = [*self.encoder.parameters(), *self.decoder.parameters()]
-        opts = {"loss": torch.optim.Adam(vae, lr=self.lr, betas=self.betas)}
-        if self.disc is not None:
-            opts["disc"] = torch.optim.Adam(self.disc.parameters(), lr=self.lr, betas=self.betas)
-        return opts
+@patch
+def configure_optimizers(self: RiveraVAE):
+    "Adam(lr, betas (0.5, 0.999)) for encoder + decoder (term `loss`); another for the discriminator (term `disc`)."
+    vae = [*self.encoder.parameters(), *self.decoder.parameters()]
+    opts = {"loss": torch.optim.Adam(vae, lr=self.lr, betas=self.betas)}
+    if self.disc is not None:
+        opts["disc"] = torch.optim.Adam(self.disc.parameters(), lr=self.lr, betas=self.betas)
+    return opts
 
-    def encode(self, x):
-        "Posterior mean and log-variance, each `[B, latent_dim]`, of images `x` in [0, 1]."
-        mu, logvar = self.encoder(2 * x - 1).chunk(2, dim=1)                          # the authors' [-1, 1] scale
-        return mu, logvar.clamp(-30, 20)
+# %% ../nbs/ch1_vae.ipynb #c9a2d355
+@patch
+def encode(self: RiveraVAE, x):
+    "Posterior mean and log-variance, each `[B, latent_dim]`, of images `x` in [0, 1]."
+    mu, logvar = self.encoder(2 * x - 1).chunk(2, dim=1)                          # the authors' [-1, 1] scale
+    return mu, logvar.clamp(-30, 20)
 
-    def decode(self, z):
-        "Decoded images in [0, 1] (the linear output on [-1, 1], mapped back and clipped)."
-        return ((self.decoder(z) + 1) / 2).clamp(0, 1)
+@patch
+def decode(self: RiveraVAE, z):
+    "Decoded images in [0, 1] (the linear output on [-1, 1], mapped back and clipped)."
+    return ((self.decoder(z) + 1) / 2).clamp(0, 1)
 
-    def loss(self, batch) -> dict:
-        x = 2 * batch[0] - 1                                                          # [0, 1] -> [-1, 1]
-        mu, logvar = self.encode(batch[0])
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()                       # eq. (5)
-        x_hat = self.decoder(z)                                                       # linear output, [-1, 1] scale
-        rec = self.rec_weight * F.l1_loss(x_hat, x)                                   # eq. (11) with (11a)
-        sigma = (0.5 * logvar).exp().mean().detach()
-        if self.objective == "standard":
-            kl = gaussian_kl(mu, logvar).mean()                                       # eq. (6), averaged over images
-            return {"loss": rec + self.kl_weight * kl, "rec": rec, "kl": kl, "sigma": sigma}   # eq. (12)
-        kl = aggregate_posterior_kl(mu)                                               # eq. (9)
-        var = self.var_weight * variance_regularizer(logvar).mean()                   # eq. (14)
-        terms = {"rec": rec, "kl_agg": kl, "var_reg": var, "sigma": sigma}
-        total = rec + self.kl_weight * kl + var
-        if self.disc is not None:
-            gen, disc = adversarial_losses(self.disc, x, x_hat)                      # eq. (15)-(16)
-            terms.update(adv=self.adv_weight * gen, disc=disc)
-            total = total + self.adv_weight * gen
-        return {"loss": total, **terms}                                               # eq. (13)
+# %% ../nbs/ch1_vae.ipynb #6c124830
+@patch
+def loss(self: RiveraVAE, batch) -> dict:
+    x = 2 * batch[0] - 1                                                          # [0, 1] -> [-1, 1]
+    mu, logvar = self.encode(batch[0])
+    z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()                       # eq. (5)
+    x_hat = self.decoder(z)                                                       # linear output, [-1, 1] scale
+    rec = self.rec_weight * F.l1_loss(x_hat, x)                                   # eq. (11) with (11a)
+    sigma = (0.5 * logvar).exp().mean().detach()
+    if self.objective == "standard":
+        kl = gaussian_kl(mu, logvar).mean()                                       # eq. (6), averaged over images
+        return {"loss": rec + self.kl_weight * kl, "rec": rec, "kl": kl, "sigma": sigma}   # eq. (12)
+    kl = aggregate_posterior_kl(mu)                                               # eq. (9)
+    var = self.var_weight * variance_regularizer(logvar).mean()                   # eq. (14)
+    terms = {"rec": rec, "kl_agg": kl, "var_reg": var, "sigma": sigma}
+    total = rec + self.kl_weight * kl + var
+    if self.disc is not None:
+        gen, disc = adversarial_losses(self.disc, x, x_hat)                      # eq. (15)-(16)
+        terms.update(adv=self.adv_weight * gen, disc=disc)
+        total = total + self.adv_weight * gen
+    return {"loss": total, **terms}                                               # eq. (13)
 
-    @torch.no_grad()
-    def sample(self, n: int):
-        "Decode z ~ N(0, I)."
-        return self.decode(torch.randn(n, self.latent_dim, device=next(self.parameters()).device))
+# %% ../nbs/ch1_vae.ipynb #ef511a71
+@patch
+@torch.no_grad()
+def sample(self: RiveraVAE, n: int):
+    "Decode z ~ N(0, I)."
+    return self.decode(torch.randn(n, self.latent_dim, device=next(self.parameters()).device))
 
-    @torch.no_grad()
-    def reconstruct(self, x):
-        "Decode the posterior mean."
-        return self.decode(self.encode(x)[0])
+@patch
+@torch.no_grad()
+def reconstruct(self: RiveraVAE, x):
+    "Decode the posterior mean."
+    return self.decode(self.encode(x)[0])

@@ -6,6 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .config import by_profile
@@ -15,7 +16,7 @@ from .models import register_model
 from .nets import ConvDecoder, ConvEncoder
 
 # %% auto #0
-__all__ = ['PRIORS', 'label_vector', 'CVAE']
+__all__ = ['PRIORS', 'label_vector', 'StandardPrior', 'ConditionalGaussianPrior', 'flow_prior_kl', 'FlowPrior', 'DePrior', 'CVAE']
 
 # %% ../nbs/ch2_cvae_nf.ipynb #eaa99de6
 def label_vector(target, label_dim: int) -> torch.Tensor:
@@ -29,9 +30,87 @@ def label_vector(target, label_dim: int) -> torch.Tensor:
         raise ValueError(f"expected class indices [B] or label vectors [B, {label_dim}], got shape {tuple(t.shape)}")
     return t.float()
 
-# %% ../nbs/ch2_cvae_nf.ipynb #9f37e170
-PRIORS = ("standard", "conditional", "flow", "de")   # p(z|y): N(0, I), N(mu(y), sigma(y)), conditional flow, De's construction
+# %% ../nbs/ch2_cvae_nf.ipynb #1ce90216
+class StandardPrior(nn.Module):
+    "p(z|y) = N(0, I), whatever y: the closed-form KL (3); the base of the flow prior."
+    def __init__(self, latent_dim: int, label_dim: int, **_):
+        super().__init__()
+        self.latent_dim, self.label_dim = latent_dim, label_dim
 
+    def params(self, y):
+        "(μ_p, log σ_p²) of the Gaussian p(z|y) (of the flow's base for the flow priors)."
+        zero = torch.zeros(len(y), self.latent_dim, device=y.device)
+        return zero, zero
+
+    def log_prob(self, z, y) -> torch.Tensor:
+        "log p(z | y) per code."
+        return -gaussian_nll(z, *self.params(y))
+
+    def kl(self, mu, logvar, z, y, estimator: str = "entropy") -> torch.Tensor:
+        "KL(q(z|x,y) ‖ p(z|y)) per image: in closed form for a Gaussian prior (`z` and `estimator` unused)."
+        return gaussian_kl(mu, logvar, *self.params(y))
+
+    def sample(self, y, u=None) -> torch.Tensor:
+        "z ~ p(z | y); `u` (standard normal) fixes the noise, scaled by the Gaussian prior (eq. 11)."
+        u = torch.randn(len(y), self.latent_dim, device=y.device) if u is None else u
+        mu_p, logvar_p = self.params(y)
+        return mu_p + (0.5 * logvar_p).exp() * u
+
+def _prior_net(label_dim: int, hidden: int, latent_dim: int) -> nn.Sequential:
+    "y -> (μ_p, log σ_p²), its last layer at zero so that the prior starts as N(0, I)."
+    net = nn.Sequential(nn.Linear(label_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
+    nn.init.zeros_(net[-1].weight); nn.init.zeros_(net[-1].bias)
+    return net
+
+class ConditionalGaussianPrior(StandardPrior):
+    "p(z|y) = N(μ_p(y), σ_p²(y)) from a one-hidden-layer network of y, eq. (3a); the closed-form KL."
+    def __init__(self, latent_dim: int, label_dim: int, prior_hidden: int = 128, **_):
+        super().__init__(latent_dim, label_dim)
+        self.net = _prior_net(label_dim, prior_hidden, latent_dim)
+
+    def params(self, y):
+        mu_p, logvar_p = self.net(y.float()).chunk(2, dim=1)
+        return mu_p, logvar_p.clamp(-10, 10)
+
+# %% ../nbs/ch2_cvae_nf.ipynb #bc87bd3a
+def flow_prior_kl(prior, mu, logvar, z, y, estimator: str = "entropy") -> torch.Tensor:
+    "The flow priors' KL estimate at the posterior sample `z`: (9a) with q's entropy in closed form, or (9) with log q(z)."
+    log_q = (-0.5 * (logvar + LOG_2PI + 1)).sum(1) if estimator == "entropy" else -gaussian_nll(z, mu, logvar)
+    return log_q - prior.log_prob(z, y)
+
+class FlowPrior(StandardPrior):
+    "A conditional RealNVP on N(0, I), eq. (7)-(8): log p(z|y) by the change of variables, the KL estimated, (9a) or (9)."
+    kl = flow_prior_kl
+    def __init__(self, latent_dim: int, label_dim: int, flow_blocks: int = 4, flow_hidden: int = 128, **_):
+        super().__init__(latent_dim, label_dim)
+        self.flow = RealNVP(latent_dim, flow_blocks, flow_hidden, context_dim=label_dim, batch_norm=False)
+
+    def log_prob(self, z, y) -> torch.Tensor:
+        return self.flow.log_prob(z, y)
+
+    def sample(self, y, u=None) -> torch.Tensor:
+        u = torch.randn(len(y), self.latent_dim, device=y.device) if u is None else u
+        return self.flow.transform(u, y)[0]
+
+class DePrior(ConditionalGaussianPrior):
+    "De's released construction, eq. (8a): the conditional Gaussian N(μ_p(y), σ_p²(y)) as base, an unconditional RealNVP on it."
+    kl = flow_prior_kl
+    def __init__(self, latent_dim: int, label_dim: int, flow_blocks: int = 4, flow_hidden: int = 128,
+                 prior_hidden: int = 128, **_):
+        StandardPrior.__init__(self, latent_dim, label_dim)
+        self.flow = RealNVP(latent_dim, flow_blocks, flow_hidden, context_dim=0, batch_norm=False)
+        self.net = _prior_net(label_dim, prior_hidden, latent_dim)
+
+    def log_prob(self, z, y) -> torch.Tensor:
+        u, log_det = self.flow.inverse(z)                                      # u = g(z), base N(μ_p(y), σ_p(y))
+        return -gaussian_nll(u, *self.params(y)) + log_det
+
+    def sample(self, y, u=None) -> torch.Tensor:
+        return self.flow.transform(super().sample(y, u))[0]
+
+PRIORS = {"standard": StandardPrior, "conditional": ConditionalGaussianPrior, "flow": FlowPrior, "de": DePrior}
+
+# %% ../nbs/ch2_cvae_nf.ipynb #3d333231
 @register_model("cvae")
 class CVAE(nn.Module):
     """Conditional VAE q(z|x,y), p(x|z,y) on the GLF conv encoder/decoder (the label enters the encoder as constant
@@ -58,131 +137,147 @@ class CVAE(nn.Module):
         self.fixed_log_sigma, self.min_log_sigma, self.lr = fixed_log_sigma, min_log_sigma, lr
         self.encoder = ConvEncoder(channels + label_dim, image_size, 2 * latent_dim, width, hidden)
         self.decoder = ConvDecoder(latent_dim + label_dim, channels, image_size, width, hidden, out_activation="sigmoid")
-        self.flow = (RealNVP(latent_dim, flow_blocks, flow_hidden, context_dim=label_dim if prior == "flow" else 0,
-                             batch_norm=False) if prior in ("flow", "de") else None)
-        self.prior_net = None
-        if prior in ("conditional", "de"):                       # y -> (mu_p, log sigma_p^2); starts at N(0, I)
-            self.prior_net = nn.Sequential(nn.Linear(label_dim, prior_hidden), nn.ReLU(), nn.Linear(prior_hidden, 2 * latent_dim))
-            nn.init.zeros_(self.prior_net[-1].weight); nn.init.zeros_(self.prior_net[-1].bias)
+        self.prior = PRIORS[prior](latent_dim=latent_dim, label_dim=label_dim, flow_blocks=flow_blocks,   # p(z|y)
+                                   flow_hidden=flow_hidden, prior_hidden=prior_hidden)
+        self.register_load_state_dict_pre_hook(lambda mod, state, prefix, *_: type(mod).upgrade_state_dict(state, prefix))
         # the decoder's log sigma at test time: a running mean of the per-batch sigma* seen in training
         self.register_buffer("log_sigma", torch.tensor(float(fixed_log_sigma)))
         # label frequencies seen in training (running mean), used to draw labels when sampling without targets
         self.register_buffer("label_freq", torch.full((label_dim,), 1 / label_dim if label_type == "class" else 0.5))
 
-    @classmethod
-    def default_config(cls, image_shape, num_classes=None, profile=None) -> dict:
-        c, s, _ = image_shape
-        return {"channels": c, "image_size": s, "label_dim": num_classes or 40,
-                "label_type": "class" if num_classes else "attributes",
-                "latent_dim": by_profile(16, 64 if c == 3 else 20, profile, gpu="paper"), "width": by_profile(32, 64, profile, gpu="paper"),
-                "hidden": by_profile(256, 1024, profile, gpu="paper"), "flow_hidden": by_profile(128, 256, profile, gpu="paper")}
+# %% ../nbs/ch2_cvae_nf.ipynb #e12aa8cf
+@patch(cls_method=True)
+def default_config(cls: CVAE, image_shape, num_classes=None, profile=None) -> dict:
+    c, s, _ = image_shape
+    return {"channels": c, "image_size": s, "label_dim": num_classes or 40,
+            "label_type": "class" if num_classes else "attributes",
+            "latent_dim": by_profile(16, 64 if c == 3 else 20, profile, gpu="paper"), "width": by_profile(32, 64, profile, gpu="paper"),
+            "hidden": by_profile(256, 1024, profile, gpu="paper"), "flow_hidden": by_profile(128, 256, profile, gpu="paper")}
 
-    def configure_optimizers(self):
-        return {"loss": torch.optim.Adam(self.parameters(), lr=self.lr)}
+@patch
+def configure_optimizers(self: CVAE):
+    return {"loss": torch.optim.Adam(self.parameters(), lr=self.lr)}
 
-    def labels(self, target) -> torch.Tensor:
-        return label_vector(target, self.label_dim).to(next(self.parameters()).device)
+@patch
+def labels(self: CVAE, target) -> torch.Tensor:
+    return label_vector(target, self.label_dim).to(next(self.parameters()).device)
 
-    def encode(self, x, y):
-        "Posterior mean and log-variance given image and label vector."
-        maps = y[:, :, None, None].expand(-1, -1, *x.shape[-2:])
-        mu, logvar = self.encoder(torch.cat([x, maps.to(x.dtype)], 1)).chunk(2, dim=1)
-        return mu, logvar.clamp(-20, 10)
+@patch
+def encode(self: CVAE, x, y):
+    "Posterior mean and log-variance given image and label vector."
+    maps = y[:, :, None, None].expand(-1, -1, *x.shape[-2:])
+    mu, logvar = self.encoder(torch.cat([x, maps.to(x.dtype)], 1)).chunk(2, dim=1)
+    return mu, logvar.clamp(-20, 10)
 
-    def decode(self, z, y):
-        "Decoder mean in [0, 1]."
-        return self.decoder(torch.cat([z, y.to(z.dtype)], 1))
+@patch
+def decode(self: CVAE, z, y):
+    "Decoder mean in [0, 1]."
+    return self.decoder(torch.cat([z, y.to(z.dtype)], 1))
 
-    def rec_nll(self, x, x_mean, update: bool = False) -> torch.Tensor:
-        "-log p(x | z, y) per image, eq. (4) with sigma = 1, or with sigma* of eq. (5)-(6) (shared over the batch, soft-clipped)."
-        if self.decoder_kind == "fixed":
-            return gaussian_nll(x, x_mean, 2 * self.fixed_log_sigma)
-        log_sigma = sigma_vae_log_sigma(x, x_mean, self.min_log_sigma)
-        if update:
-            with torch.no_grad():
-                self.log_sigma.lerp_(log_sigma.detach(), 0.01)
-        return gaussian_nll(x, x_mean, 2 * log_sigma)
+# %% ../nbs/ch2_cvae_nf.ipynb #4291f739
+@patch
+def rec_nll(self: CVAE, x, x_mean, update: bool = False) -> torch.Tensor:
+    "-log p(x | z, y) per image, eq. (4) with sigma = 1, or with sigma* of eq. (5)-(6) (shared over the batch, soft-clipped)."
+    if self.decoder_kind == "fixed":
+        return gaussian_nll(x, x_mean, 2 * self.fixed_log_sigma)
+    log_sigma = sigma_vae_log_sigma(x, x_mean, self.min_log_sigma)
+    if update:
+        with torch.no_grad():
+            self.log_sigma.lerp_(log_sigma.detach(), 0.01)
+    return gaussian_nll(x, x_mean, 2 * log_sigma)
 
-    def prior_params(self, y):
-        "Mean and log-variance of the Gaussian p(z|y) (eq. 3a), or of the base of De's flow (eq. 8a); N(0, I) otherwise."
-        if self.prior_net is None:
-            zero = torch.zeros(len(y), self.latent_dim, device=y.device)
-            return zero, zero
-        mu_p, logvar_p = self.prior_net(y.float()).chunk(2, dim=1)
-        return mu_p, logvar_p.clamp(-10, 10)
+@patch
+def loss(self: CVAE, batch) -> dict:
+    x, y = batch[0], self.labels(batch[1])
+    if self.training:
+        with torch.no_grad():
+            self.label_freq.lerp_(y.mean(0), 0.01)
+    mu, logvar = self.encode(x, y)
+    eps = torch.randn_like(mu)
+    z = mu + eps * (0.5 * logvar).exp()
+    rec = self.rec_nll(x, self.decode(z, y), update=self.training)
+    kl = self.kl(mu, logvar, z, y)                                           # eq. (3), (3a), (9a) or (9)
+    return {"loss": (rec + kl).mean(), "rec": rec.mean(), "kl": kl.mean(), "log_sigma": self.log_sigma.detach().clone()}
 
-    def log_prior(self, z, y) -> torch.Tensor:
-        "log p(z | y) per code: eq. (3a) for the Gaussian priors, (7) for the conditional flow, (8a) for De's."
-        mu_p, logvar_p = self.prior_params(y)
-        if self.flow is None:
-            return -gaussian_nll(z, mu_p, logvar_p)
-        if self.prior_kind == "flow":
-            return self.flow.log_prob(z, y)
-        u, log_det = self.flow.inverse(z)                                      # De: u = g(z), base N(mu_p(y), sigma_p(y))
-        return -gaussian_nll(u, mu_p, logvar_p) + log_det
+# %% ../nbs/ch2_cvae_nf.ipynb #769e1e12
+@patch(as_prop=True)
+def flow(self: CVAE) -> nn.Module | None:
+    "The prior's RealNVP (flow and De's priors), else None."
+    return getattr(self.prior, "flow", None)
 
-    def kl(self, mu, logvar, z, y) -> torch.Tensor:
-        "KL(q(z|x,y) || p(z|y)) per image: closed form (3, 3a) for Gaussian priors; estimate (9a) or (9) at `z` for flows."
-        if self.flow is None:
-            return gaussian_kl(mu, logvar, *self.prior_params(y))
-        log_q = (-0.5 * (logvar + LOG_2PI + 1)).sum(1) if self.kl_estimator == "entropy" else -gaussian_nll(z, mu, logvar)
-        return log_q - self.log_prior(z, y)
+@patch(as_prop=True)
+def prior_net(self: CVAE) -> nn.Module | None:
+    "The network y -> (μ_p, log σ_p²) of the conditional Gaussian and De's priors, else None."
+    return getattr(self.prior, "net", None)
 
-    def loss(self, batch) -> dict:
-        x, y = batch[0], self.labels(batch[1])
-        if self.training:
-            with torch.no_grad():
-                self.label_freq.lerp_(y.mean(0), 0.01)
-        mu, logvar = self.encode(x, y)
+@patch(cls_method=True)
+def upgrade_state_dict(cls: CVAE, state: dict, prefix: str = "") -> dict:
+    "Rename, in place, the weights of files written before the prior classes: `flow.*` -> `prior.flow.*`, `prior_net.*` -> `prior.net.*`."
+    for k in [k for k in state if k.startswith((prefix + "flow.", prefix + "prior_net."))]:
+        rest = k[len(prefix):]
+        state[prefix + "prior." + ("net." + rest[len("prior_net."):] if rest.startswith("prior_net.") else rest)] = state.pop(k)
+    return state
+
+@patch
+def prior_params(self: CVAE, y):
+    "Mean and log-variance of the Gaussian p(z|y) (eq. 3a), or of the base of De's flow (eq. 8a); N(0, I) otherwise."
+    return self.prior.params(y)
+
+@patch
+def log_prior(self: CVAE, z, y) -> torch.Tensor:
+    "log p(z | y) per code: eq. (3a) for the Gaussian priors, (7) for the conditional flow, (8a) for De's."
+    return self.prior.log_prob(z, y)
+
+@patch
+def kl(self: CVAE, mu, logvar, z, y) -> torch.Tensor:
+    "KL(q(z|x,y) || p(z|y)) per image: closed form (3, 3a) for Gaussian priors; estimate (9a) or (9) at `z` for flows."
+    return self.prior.kl(mu, logvar, z, y, self.kl_estimator)
+
+@patch
+@torch.no_grad()
+def sample_latents(self: CVAE, y, u=None):
+    "z ~ p(z | y); `u` (standard normal) fixes the noise: scaled by the Gaussian prior and pushed through the flow, eq. (11)."
+    return self.prior.sample(y, u)
+
+# %% ../nbs/ch2_cvae_nf.ipynb #22e04b2b
+@patch
+@torch.no_grad()
+def sample_labels(self: CVAE, n: int) -> torch.Tensor:
+    "n label vectors drawn from the training frequencies (classes: categorical; attributes: independent Bernoulli)."
+    p = self.label_freq.clamp(1e-6, 1)
+    if self.label_type == "class":
+        return F.one_hot(torch.multinomial(p, n, replacement=True), self.label_dim).float()
+    return torch.bernoulli(p.expand(n, -1))
+
+@patch
+@torch.no_grad()
+def sample(self: CVAE, n: int, target=None):
+    "Decoded samples for `target` (class indices or label vectors; default: `sample_labels(n)`)."
+    y = self.sample_labels(n) if target is None else self.labels(target)
+    if len(y) != n:
+        raise ValueError(f"asked for {n} samples but gave {len(y)} labels")
+    return self.decode(self.sample_latents(y), y)
+
+@patch
+@torch.no_grad()
+def reconstruct(self: CVAE, x, target):
+    y = self.labels(target)
+    return self.decode(self.encode(x, y)[0], y)
+
+# %% ../nbs/ch2_cvae_nf.ipynb #a842a1ef
+@patch
+@torch.no_grad()
+def log_weights(self: CVAE, x, target, k: int):
+    """log P(x | z_k, y) + log p(z_k | y) - log q(z_k | x, y), `[k, B]`: the decoder's Gaussian, with sigma fixed at
+    its training estimate, discretised to the 8-bit bins of x (eq. 12), so that the likelihood is a probability."""
+    y = self.labels(target)
+    mu, logvar = self.encode(x, y)
+    log_sigma = torch.as_tensor(self.fixed_log_sigma if self.decoder_kind == "fixed" else float(self.log_sigma))
+    out = []
+    for _ in range(k):
         eps = torch.randn_like(mu)
         z = mu + eps * (0.5 * logvar).exp()
-        rec = self.rec_nll(x, self.decode(z, y), update=self.training)
-        kl = self.kl(mu, logvar, z, y)                                           # eq. (3), (3a), (9a) or (9)
-        return {"loss": (rec + kl).mean(), "rec": rec.mean(), "kl": kl.mean(), "log_sigma": self.log_sigma.detach().clone()}
-
-    @torch.no_grad()
-    def sample_latents(self, y, u=None):
-        "z ~ p(z | y); `u` (standard normal) fixes the noise: scaled by the Gaussian prior and pushed through the flow, eq. (11)."
-        u = torch.randn(len(y), self.latent_dim, device=y.device) if u is None else u
-        mu_p, logvar_p = self.prior_params(y)
-        if self.prior_kind == "flow":
-            return self.flow.transform(u, y)[0]
-        z0 = mu_p + (0.5 * logvar_p).exp() * u
-        return z0 if self.flow is None else self.flow.transform(z0)[0]
-
-    @torch.no_grad()
-    def sample_labels(self, n: int) -> torch.Tensor:
-        "n label vectors drawn from the training frequencies (classes: categorical; attributes: independent Bernoulli)."
-        p = self.label_freq.clamp(1e-6, 1)
-        if self.label_type == "class":
-            return F.one_hot(torch.multinomial(p, n, replacement=True), self.label_dim).float()
-        return torch.bernoulli(p.expand(n, -1))
-
-    @torch.no_grad()
-    def sample(self, n: int, target=None):
-        "Decoded samples for `target` (class indices or label vectors; default: `sample_labels(n)`)."
-        y = self.sample_labels(n) if target is None else self.labels(target)
-        if len(y) != n:
-            raise ValueError(f"asked for {n} samples but gave {len(y)} labels")
-        return self.decode(self.sample_latents(y), y)
-
-    @torch.no_grad()
-    def reconstruct(self, x, target):
-        y = self.labels(target)
-        return self.decode(self.encode(x, y)[0], y)
-
-    @torch.no_grad()
-    def log_weights(self, x, target, k: int):
-        """log P(x | z_k, y) + log p(z_k | y) - log q(z_k | x, y), `[k, B]`: the decoder's Gaussian, with sigma fixed at
-        its training estimate, discretised to the 8-bit bins of x (eq. 12), so that the likelihood is a probability."""
-        y = self.labels(target)
-        mu, logvar = self.encode(x, y)
-        log_sigma = torch.as_tensor(self.fixed_log_sigma if self.decoder_kind == "fixed" else float(self.log_sigma))
-        out = []
-        for _ in range(k):
-            eps = torch.randn_like(mu)
-            z = mu + eps * (0.5 * logvar).exp()
-            # [0, 1] -> [-1, 1] doubles the scale: sigma there is 2 sigma
-            log_px = discretized_gaussian_log_likelihood(2 * x - 1, 2 * self.decode(z, y) - 1, log_sigma + math.log(2))
-            out.append(log_px + self.log_prior(z, y) + gaussian_nll(z, mu, logvar))   # - log q(z | x, y)
-        return torch.stack(out)
+        # [0, 1] -> [-1, 1] doubles the scale: sigma there is 2 sigma
+        log_px = discretized_gaussian_log_likelihood(2 * x - 1, 2 * self.decode(z, y) - 1, log_sigma + math.log(2))
+        out.append(log_px + self.log_prior(z, y) + gaussian_nll(z, mu, logvar))   # - log q(z | x, y)
+    return torch.stack(out)

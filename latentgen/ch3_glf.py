@@ -6,18 +6,20 @@ import contextlib, os
 from pathlib import Path
 
 import torch
+from fastcore.basics import patch
 from torch import nn
 
 from .config import by_profile
 from .data import make_loader
 from .flows import RealNVP
 from .losses import LOG_2PI, gaussian_kl
-from .models import register_model
+from .models import TwoStageModel, register_model
 from .nets import ConvDecoder, ConvEncoder
 
 # %% auto #0
 __all__ = ['METHODS', 'VAE_METHODS', 'FLOW_METHODS', 'flow_nll', 'squared_error', 'gaussian_entropy', 'GaussianMixtureSampler',
-           'SecondStageVAE', 'eval_mode', 'LatentFlowAE', 'vgg16_features', 'VGGPerceptual']
+           'SecondStageVAE', 'eval_mode', 'LatentFlowAE', 'GLF', 'RegGLF', 'VanillaVAE', 'VAEFlowPrior', 'RAEGMM',
+           'TwoStageVAE', 'vgg16_features', 'VGGPerceptual']
 
 # %% ../nbs/ch3_glf.ipynb #c451d204
 def flow_nll(flow: RealNVP, z) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,7 +66,7 @@ class GaussianMixtureSampler(nn.Module):
 
     def distribution(self) -> torch.distributions.Distribution:
         if not bool(self.fitted):
-            raise RuntimeError("the Gaussian mixture is not fitted: call fit(codes) (LatentFlowAE.fit_second_stage) first")
+            raise RuntimeError("the Gaussian mixture is not fitted: call fit(codes) (RAEGMM.fit_second_stage) first")
         comp = torch.distributions.MultivariateNormal(self.means, scale_tril=self.scale_tril)
         return torch.distributions.MixtureSameFamily(torch.distributions.Categorical(self.weights), comp)
 
@@ -75,6 +77,7 @@ class GaussianMixtureSampler(nn.Module):
     def sample(self, n: int) -> torch.Tensor:
         return self.distribution().sample((n,))
 
+# %% ../nbs/ch3_glf.ipynb #07a60781
 class SecondStageVAE(nn.Module):
     "Dai & Wipf's second-stage VAE on codes, eq. (9): MLP encoder and decoder, learned variance γ₂²."
     def __init__(self, dim: int, hidden: int = 1024, layers: int = 3, lr: float = 1e-3):
@@ -103,16 +106,25 @@ class SecondStageVAE(nn.Module):
         kl = gaussian_kl(mu, logvar)
         return {"loss": (rec + kl).mean(), "rec": err.mean(), "kl": kl.mean(), "log_gamma": self.log_gamma.detach()}
 
+    def fit(self, codes, *, epochs: int = 20, batch_size: int = 256, seed: int = 0, **trainer_kwargs):
+        "Train on `codes` = (μ, σ) `[N, dim]` each, in the toolbox's fit loop (`Trainer` kwargs passed on); returns the `Trainer`."
+        from latentgen.train import Trainer
+        t = Trainer(self, seed=seed, **{"desc": "second-stage VAE", **trainer_kwargs})
+        t.fit(torch.utils.data.TensorDataset(*codes), epochs=epochs, batch_size=batch_size)
+        return t
+
     @torch.no_grad()
     def sample_codes(self, u) -> torch.Tensor:
         "Draws from the second stage's p(z|u) = N(D₂(u), γ₂² I) (the noise vanishes as γ₂ → 0)."
         mean = self.decoder(u)
         return mean + self.log_gamma.exp() * torch.randn_like(mean)
 
-# %% ../nbs/ch3_glf.ipynb #c4484a4f
-METHODS = ("glf", "reg-glf", "vae", "vae-flow", "rae-gmm", "two-stage-vae")
-VAE_METHODS, FLOW_METHODS = ("vae", "vae-flow", "two-stage-vae"), ("glf", "reg-glf", "vae-flow")
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        "`n` codes: u ~ N(0, I), then p(z|u)."
+        return self.sample_codes(torch.randn(n, self.dim, device=self.log_gamma.device))
 
+# %% ../nbs/ch3_glf.ipynb #db17f86b
 @contextlib.contextmanager
 def eval_mode(module: nn.Module):
     "Put `module` in eval mode (BatchNorm on running statistics) for the block, then restore its mode."
@@ -123,164 +135,276 @@ def eval_mode(module: nn.Module):
     finally:
         module.train(was)
 
+# %% ../nbs/ch3_glf.ipynb #17ef869b
 @register_model("glf")
 class LatentFlowAE(nn.Module):
-    "The GLF appendix-A autoencoder trained as GLF, regularised GLF, VAE, VAE + flow prior, RAE + GMM or two-stage VAE."
-    def __init__(self, method: str = "glf", channels: int = 1, image_size: int = 28, latent_dim: int = 20,
-                 width: int = 64, hidden: int = 1024, flow_blocks: int = 4, flow_hidden: int = 64,
-                 beta: float = 1.0, learn_variance: bool = False, rae_weight: float = 0.1, gmm_components: int = 10,
-                 stage2_hidden: int = 1024, stage2_layers: int = 3, rec_loss: str = "mse",
+    """The GLF appendix-A autoencoder, shared by the six methods. `LatentFlowAE(method=...)` builds that method's class
+    (`GLF`, `RegGLF`, `VanillaVAE`, `VAEFlowPrior`, `RAEGMM`, `TwoStageVAE`); each overrides the code model."""
+    methods: dict = {}                       # method name -> class, filled as the classes are defined
+    method, variational, learned_gamma, has_second_stage = None, False, False, False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "method" in cls.__dict__:
+            LatentFlowAE.methods[cls.method] = cls
+
+    def __new__(cls, **kwargs):
+        method = kwargs.get("method", "glf" if cls is LatentFlowAE else cls.method)
+        if method not in LatentFlowAE.methods:
+            raise ValueError(f"method must be one of {tuple(LatentFlowAE.methods)}, got {method!r}")
+        if cls is not LatentFlowAE and method != cls.method:
+            raise ValueError(f"{cls.__name__} is the {cls.method!r} method, not {method!r}")
+        return super().__new__(LatentFlowAE.methods[method])
+
+    def __init__(self,
+                 method: str = "glf",      # which of the six methods (`LatentFlowAE.methods`); a subclass knows its own
+                 channels: int = 1, image_size: int = 28,
+                 latent_dim: int = 20,     # d, the code size
+                 width: int = 64, hidden: int = 1024,   # Appendix A's conv width and dense layer
+                 flow_blocks: int = 4, flow_hidden: int = 64,  # the RealNVP of the flow methods
+                 beta: float = 1.0,        # weight of the squared error
+                 learn_variance: bool = False,  # learned decoder variance γ² (VAE methods)
+                 rae_weight: float = 0.1,  # λ of eq. (8)
+                 gmm_components: int = 10, stage2_hidden: int = 1024, stage2_layers: int = 3,  # second stages
+                 rec_loss: str = "mse",    # 'mse' or 'perceptual' (not with the VAE methods)
                  lr: float = 1e-3, flow_lr: float = 1e-3):
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if learn_variance and method not in VAE_METHODS:
-            raise ValueError(f"a learned decoder variance belongs to the VAE methods {VAE_METHODS}, not {method!r}")
-        if rec_loss not in ("mse", "perceptual"):
-            raise ValueError(f"rec_loss must be 'mse' or 'perceptual', got {rec_loss!r}")
-        if rec_loss == "perceptual" and method in VAE_METHODS:
-            raise ValueError("the perceptual loss is not a likelihood: use it with glf, reg-glf or rae-gmm")
-        if beta <= 0:
-            raise ValueError(f"beta must be positive, got {beta}")
-        self.method, self.latent_dim, self.beta, self.rae_weight = method, latent_dim, beta, rae_weight
+        self.check_options(learn_variance, rec_loss, beta)
+        self.latent_dim, self.beta, self.rae_weight = latent_dim, beta, rae_weight
         self.lr, self.flow_lr, self.rec_loss, self.n_pixels = lr, flow_lr, rec_loss, channels * image_size ** 2
-        self.learn_variance = learn_variance or method == "two-stage-vae"     # Dai & Wipf learn γ in both stages
-        self.encoder = ConvEncoder(channels, image_size, (2 if method in VAE_METHODS else 1) * latent_dim, width, hidden)
+        self.learn_variance = learn_variance or self.learned_gamma
+        self.encoder = ConvEncoder(channels, image_size, (2 if self.variational else 1) * latent_dim, width, hidden)
         self.decoder = ConvDecoder(latent_dim, channels, image_size, width, hidden, out_activation="sigmoid")
-        self.flow = RealNVP(latent_dim, flow_blocks, flow_hidden) if method in FLOW_METHODS else None
+        self.flow = self.gmm = self.stage2 = None
+        self.build_code_model(flow_blocks=flow_blocks, flow_hidden=flow_hidden, gmm_components=gmm_components,
+                              stage2_hidden=stage2_hidden, stage2_layers=stage2_layers, lr=lr)
         self.log_gamma = nn.Parameter(torch.zeros(())) if self.learn_variance else None
-        self.gmm = GaussianMixtureSampler(latent_dim, gmm_components) if method == "rae-gmm" else None
-        self.stage2 = SecondStageVAE(latent_dim, stage2_hidden, stage2_layers, lr) if method == "two-stage-vae" else None
         self._perceptual = None                                   # built on first use; never saved with the model
 
-    @classmethod
-    def default_config(cls, image_shape, num_classes=None, profile=None) -> dict:
-        "The paper's d and k (20 and 64 for one-channel data, 64 and 256 for colour); narrower nets in the quick profile."
-        c, s, _ = image_shape
-        return {"channels": c, "image_size": s, "latent_dim": 20 if c == 1 else 64, "flow_hidden": 64 if c == 1 else 256,
-                "width": by_profile(32, 64, profile, gpu="paper"), "hidden": by_profile(512, 1024, profile, gpu="paper"),
-                "stage2_hidden": by_profile(256, 1024, profile, gpu="paper")}
+# %% ../nbs/ch3_glf.ipynb #fecbaf0d
+@patch(cls_method=True)
+def default_config(cls: LatentFlowAE, image_shape, num_classes=None, profile=None) -> dict:
+    "The paper's d and k (20 and 64 for one-channel data, 64 and 256 for colour); narrower nets in the quick profile."
+    c, s, _ = image_shape
+    return {"channels": c, "image_size": s, "latent_dim": 20 if c == 1 else 64, "flow_hidden": 64 if c == 1 else 256,
+            "width": by_profile(32, 64, profile, gpu="paper"), "hidden": by_profile(512, 1024, profile, gpu="paper"),
+            "stage2_hidden": by_profile(256, 1024, profile, gpu="paper")}
 
-    def configure_optimizers(self):
-        "The GLF code's optimisers: Adam 1e-3 for the AE; Adam 1e-3, betas (0.8, 0.9), eps 1e-6, wd 2e-5 for the flow."
-        ae = [p for n, p in self.named_parameters() if not n.startswith(("flow.", "stage2."))]
-        opts = {"loss": torch.optim.Adam(ae, lr=self.lr)}
-        if self.flow is not None:
-            opts["nll"] = torch.optim.Adam(self.flow.parameters(), lr=self.flow_lr, betas=(0.8, 0.9), eps=1e-6,
-                                           weight_decay=2e-5)
-        return opts
+@patch
+def complete_config(self: LatentFlowAE, config: dict) -> dict:
+    "The saved config: the keywords given, plus the method when the class implied it (so the file rebuilds this class)."
+    return config if "method" in config or self.method == "glf" else {**config, "method": self.method}
+
+@patch
+def build_code_model(self: LatentFlowAE, **kwargs):
+    "Build what models the codes (a flow, a mixture, a second VAE); the plain autoencoder has none."
+
+@patch
+def configure_optimizers(self: LatentFlowAE):
+    "The GLF code's optimisers: Adam 1e-3 for the AE; Adam 1e-3, betas (0.8, 0.9), eps 1e-6, wd 2e-5 for the flow."
+    ae = [p for n, p in self.named_parameters() if not n.startswith(("flow.", "stage2."))]
+    opts = {"loss": torch.optim.Adam(ae, lr=self.lr)}
+    if self.flow is not None:
+        opts["nll"] = torch.optim.Adam(self.flow.parameters(), lr=self.flow_lr, betas=(0.8, 0.9), eps=1e-6,
+                                       weight_decay=2e-5)
+    return opts
+
+@patch
+def check_options(self: LatentFlowAE, learn_variance, rec_loss, beta):
+    "Refuse the options that do not fit this method, with the reason."
+    if learn_variance and not self.variational:
+        raise ValueError(f"a learned decoder variance belongs to the VAE methods, not {self.method!r}")
+    if rec_loss not in ("mse", "perceptual"):
+        raise ValueError(f"rec_loss must be 'mse' or 'perceptual', got {rec_loss!r}")
+    if rec_loss == "perceptual" and self.variational:
+        raise ValueError(f"the perceptual loss is not a likelihood: use it with glf, reg-glf or rae-gmm, not {self.method}")
+    if beta <= 0:
+        raise ValueError(f"beta must be positive, got {beta}")
+
+# %% ../nbs/ch3_glf.ipynb #69308002
+@patch
+def encode_dist(self: LatentFlowAE, x):
+    "(z, None) for the deterministic autoencoders; the VAE methods return (μ, log σ²) of q(z|x)."
+    return self.encoder(x), None
+
+@patch
+def distortion(self: LatentFlowAE, x, x_hat) -> torch.Tensor:
+    "Per image: the sum of squared errors, or the VGG perceptual distance (`rec_loss='perceptual'`)."
+    if self.rec_loss == "mse":
+        return squared_error(x, x_hat)
+    if self._perceptual is None:
+        self._perceptual = [VGGPerceptual(levels=3 if x.shape[-1] <= 32 else 4).to(x.device)]
+    return self._perceptual[0](x, x_hat)
+
+@patch
+def decoder_nll(self: LatentFlowAE, err) -> torch.Tensor:
+    "β·SSE, or with a learned γ: SSE/(2γ²) + D_x (log γ + ½ log 2π), the Gaussian decoder's NLL."
+    if self.learn_variance:
+        return err / (2 * torch.exp(2 * self.log_gamma)) + self.n_pixels * (self.log_gamma + 0.5 * LOG_2PI)
+    return self.beta * err
+
+@patch
+def code_loss(self: LatentFlowAE, loss, z, mu, logvar, out: dict) -> torch.Tensor:
+    "Add the method's terms on the codes to the per-image `loss` (and log them in `out`); none for a plain AE."
+    return loss
+
+@patch
+def loss(self: LatentFlowAE, batch):
+    "The per-batch objective of the table above: the decoder's term, then the method's `code_loss`."
+    x = batch[0]
+    mu, logvar = self.encode_dist(x)
+    z = mu if logvar is None else mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+    err = self.distortion(x, self.decoder(z))
+    loss, out = self.decoder_nll(err), {"rec": err.mean()}
+    loss = self.code_loss(loss, z, mu, logvar, out)
+    if self.learn_variance:
+        out["log_gamma"] = self.log_gamma.detach()
+    out["z_std"] = mu.detach().std(0).mean()                     # the latent scale (figure 4)
+    return {"loss": loss.mean(), **out}
+
+# %% ../nbs/ch3_glf.ipynb #ec6acab8
+@patch
+@torch.no_grad()
+def encode_dataset(self: LatentFlowAE, data, batch_size: int = 512):
+    "(μ, σ) of every image of `data` (σ is None for the deterministic AEs), BatchNorm in eval mode."
+    dev = next(self.parameters()).device
+    mus, stds = [], []
+    with eval_mode(self):
+        for x, *_ in make_loader(data, batch_size):
+            mu, logvar = self.encode_dist(x.to(dev))
+            mus.append(mu)
+            if logvar is not None:
+                stds.append((0.5 * logvar).exp())
+    return torch.cat(mus), (torch.cat(stds) if stds else None)
+
+@patch
+def fit_second_stage(self: LatentFlowAE, data, **kwargs):
+    "Only `TwoStageModel`s (RAE + GMM, two-stage VAE) have a second stage."
+    raise ValueError(f"method {self.method!r} has no second stage")
+
+@patch
+def latents_from_noise(self: LatentFlowAE, u) -> torch.Tensor:
+    "Map noise u ~ N(0, I) to codes: the identity for the VAE; the flow's F⁻¹ or the second VAE in the other methods."
+    return u
+
+@patch
+@torch.no_grad()
+def sample_latents(self: LatentFlowAE, n: int | None = None, u=None) -> torch.Tensor:
+    "Codes for generation from noise u ~ N(0, I) (given, or n fresh draws), BatchNorm in eval mode."
+    dev = next(self.parameters()).device
+    with eval_mode(self):
+        u = torch.randn(n, self.latent_dim, device=dev) if u is None else u.to(dev)
+        return self.latents_from_noise(u)
+
+@patch
+@torch.no_grad()
+def decode(self: LatentFlowAE, z) -> torch.Tensor:
+    with eval_mode(self):
+        return self.decoder(z)
+
+@patch
+@torch.no_grad()
+def sample(self: LatentFlowAE, n: int) -> torch.Tensor:
+    "`n` images in [0, 1] (BatchNorm in eval mode, no per-image rescaling)."
+    return self.decode(self.sample_latents(n))
+
+@patch
+@torch.no_grad()
+def reconstruct(self: LatentFlowAE, x) -> torch.Tensor:
+    "Decode the posterior mean (VAEs) or the code (AEs)."
+    with eval_mode(self):
+        return self.decoder(self.encode_dist(x)[0])
+
+# %% ../nbs/ch3_glf.ipynb #3a4a9235
+class GLF(LatentFlowAE):
+    "GLF, eq. (4): a deterministic autoencoder and a flow on its codes, trained together; sg[z] keeps the NLL off the encoder."
+    method, stop_gradient = "glf", True
+
+    def build_code_model(self, flow_blocks: int = 4, flow_hidden: int = 64, **_):
+        self.flow = RealNVP(self.latent_dim, flow_blocks, flow_hidden)
+
+    def code_loss(self, loss, z, mu, logvar, out):
+        nll, logdet = flow_nll(self.flow, z.detach() if self.stop_gradient else z)    # eq. (4): sg in GLF only
+        out.update(nll=nll.mean(), logdet=logdet.mean())
+        return loss + nll
+
+    def latents_from_noise(self, u):
+        return self.flow.transform(u)[0]                          # z = F^{-1}(u)
+
+# %% ../nbs/ch3_glf.ipynb #427be702
+class RegGLF(GLF):
+    "Regularised GLF: eq. (4) without the stop-gradient, so the flow's NLL also shapes the codes."
+    method, stop_gradient = "reg-glf", False
+
+# %% ../nbs/ch3_glf.ipynb #5593ca0b
+class VanillaVAE(LatentFlowAE):
+    "The VAE on the same networks: q(z|x) = N(μ, diag σ²), β·SSE (or the learned-γ NLL) + KL(q ‖ N(0, I)); samples z ~ N(0, I)."
+    method, variational = "vae", True
 
     def encode_dist(self, x):
-        "(μ, log σ²) of q(z|x) for the VAE methods; (z, None) for the deterministic autoencoders."
-        h = self.encoder(x)
-        if self.method not in VAE_METHODS:
-            return h, None
-        mu, logvar = h.chunk(2, 1)
+        "(μ, log σ²) of q(z|x)."
+        mu, logvar = self.encoder(x).chunk(2, 1)
         return mu, logvar.clamp(-20, 10)
 
-    def distortion(self, x, x_hat) -> torch.Tensor:
-        "Per image: the sum of squared errors, or the VGG perceptual distance (`rec_loss='perceptual'`)."
-        if self.rec_loss == "mse":
-            return squared_error(x, x_hat)
-        if self._perceptual is None:
-            self._perceptual = [VGGPerceptual(levels=3 if x.shape[-1] <= 32 else 4).to(x.device)]
-        return self._perceptual[0](x, x_hat)
+    def code_loss(self, loss, z, mu, logvar, out):
+        kl = gaussian_kl(mu, logvar)
+        out["kl"] = kl.mean()
+        return loss + kl
 
-    def decoder_nll(self, err) -> torch.Tensor:
-        "β·SSE, or with a learned γ: SSE/(2γ²) + D_x (log γ + ½ log 2π), the Gaussian decoder's NLL."
-        if self.learn_variance:
-            return err / (2 * torch.exp(2 * self.log_gamma)) + self.n_pixels * (self.log_gamma + 0.5 * LOG_2PI)
-        return self.beta * err
+# %% ../nbs/ch3_glf.ipynb #f5058028
+class VAEFlowPrior(VanillaVAE):
+    "The VAE with a flow prior, eq. (6): β·SSE + NLL_F(z) − H[q(z|x)]; samples through the flow."
+    method, stop_gradient = "vae-flow", False
+    build_code_model, latents_from_noise = GLF.build_code_model, GLF.latents_from_noise
 
-    def loss(self, batch):
-        x = batch[0]
-        mu, logvar = self.encode_dist(x)
-        z = mu if logvar is None else mu + (0.5 * logvar).exp() * torch.randn_like(mu)
-        err = self.distortion(x, self.decoder(z))
-        loss, out = self.decoder_nll(err), {"rec": err.mean()}
-        if self.flow is not None:
-            nll, logdet = flow_nll(self.flow, z.detach() if self.method == "glf" else z)    # eq. (4): sg in GLF only
-            loss = loss + nll
-            out.update(nll=nll.mean(), logdet=logdet.mean())
-        if self.method == "vae-flow":
-            neg_h = -gaussian_entropy(logvar)                                                # eq. (6)
-            loss = loss + neg_h
-            out["neg_entropy"] = neg_h.mean()
-        elif self.method in ("vae", "two-stage-vae"):
-            kl = gaussian_kl(mu, logvar)
-            loss = loss + kl
-            out["kl"] = kl.mean()
-        elif self.method == "rae-gmm":
-            sq = (z ** 2).sum(1)
-            loss = loss + self.rae_weight * 0.5 * sq                                          # eq. (8)
-            out["z_sq"] = sq.mean()
-        if self.learn_variance:
-            out["log_gamma"] = self.log_gamma.detach()
-        out["z_std"] = mu.detach().std(0).mean()                     # the latent scale (figure 4)
-        return {"loss": loss.mean(), **out}
+    def code_loss(self, loss, z, mu, logvar, out):
+        loss = GLF.code_loss(self, loss, z, mu, logvar, out)           # the flow's NLL, reaching the encoder
+        neg_h = -gaussian_entropy(logvar)                               # eq. (6)
+        out["neg_entropy"] = neg_h.mean()
+        return loss + neg_h
 
-    # ---- the second stages of RAE + GMM and the two-stage VAE ----
-    @property
-    def has_second_stage(self) -> bool:
-        "True for RAE + GMM and the two-stage VAE, which need `fit_second_stage` before they can sample."
-        return self.method in ("rae-gmm", "two-stage-vae")
+# %% ../nbs/ch3_glf.ipynb #0d728e6e
+class RAEGMM(TwoStageModel, LatentFlowAE):
+    "RAE + GMM, eq. (8): β·SSE + λ·½‖z‖², then a Gaussian mixture fitted to the training codes (the second stage)."
+    method = "rae-gmm"
 
-    @torch.no_grad()
-    def encode_dataset(self, data, batch_size: int = 512):
-        "(μ, σ) of every image of `data` (σ is None for the deterministic AEs), BatchNorm in eval mode."
-        dev = next(self.parameters()).device
-        mus, stds = [], []
-        with eval_mode(self):
-            for x, *_ in make_loader(data, batch_size):
-                mu, logvar = self.encode_dist(x.to(dev))
-                mus.append(mu)
-                if logvar is not None:
-                    stds.append((0.5 * logvar).exp())
-        return torch.cat(mus), (torch.cat(stds) if stds else None)
+    def build_code_model(self, gmm_components: int = 10, **_):
+        self.gmm = GaussianMixtureSampler(self.latent_dim, gmm_components)
+
+    def code_loss(self, loss, z, mu, logvar, out):
+        sq = (z ** 2).sum(1)
+        out["z_sq"] = sq.mean()
+        return loss + self.rae_weight * 0.5 * sq                                       # eq. (8)
 
     def fit_second_stage(self, data, *, epochs: int = 20, batch_size: int = 256, seed: int = 0, **trainer_kwargs):
-        "RAE + GMM: fit the mixture to the codes of `data`. Two-stage VAE: train the second VAE on them (the one fit loop)."
-        if self.method == "rae-gmm":
-            self.gmm.fit(self.encode_dataset(data)[0], seed=seed)
-            return None
-        if self.method != "two-stage-vae":
-            raise ValueError(f"method {self.method!r} has no second stage")
-        from latentgen.train import Trainer
-        mu, std = self.encode_dataset(data)
-        t = Trainer(self.stage2, seed=seed, **{"desc": "second-stage VAE", **trainer_kwargs})
-        t.fit(torch.utils.data.TensorDataset(mu, std), epochs=epochs, batch_size=batch_size)
-        return t
+        "Fit the mixture to the codes of `data` by EM (`epochs`, `batch_size` and the trainer's options do not apply)."
+        self.gmm.fit(self.encode_dataset(data)[0], seed=seed)
 
-    # ---- sampling ----
     @torch.no_grad()
     def sample_latents(self, n: int | None = None, u=None) -> torch.Tensor:
-        "Codes for generation from noise u ~ N(0, I) (given, or n fresh draws); RAE + GMM draws from its mixture."
-        dev = next(self.parameters()).device
+        "Codes drawn from the mixture (`u` only sets how many)."
         with eval_mode(self):
-            if self.method == "rae-gmm":
-                return self.gmm.sample(n if u is None else len(u)).float()
-            u = torch.randn(n, self.latent_dim, device=dev) if u is None else u.to(dev)
-            if self.flow is not None:
-                return self.flow.transform(u)[0]                          # z = F^{-1}(u)
-            if self.stage2 is not None:
-                return self.stage2.sample_codes(u)
-            return u
+            return self.gmm.sample(n if u is None else len(u)).float()
 
-    @torch.no_grad()
-    def decode(self, z) -> torch.Tensor:
-        with eval_mode(self):
-            return self.decoder(z)
+# %% ../nbs/ch3_glf.ipynb #e7f082b0
+class TwoStageVAE(TwoStageModel, VanillaVAE):
+    "Dai & Wipf's two-stage VAE: a VAE with learned γ (first stage), then `SecondStageVAE` (eq. 9) trained on its codes."
+    method, learned_gamma = "two-stage-vae", True                   # Dai & Wipf learn γ in both stages
 
-    @torch.no_grad()
-    def sample(self, n: int) -> torch.Tensor:
-        "`n` images in [0, 1] (BatchNorm in eval mode, no per-image rescaling)."
-        return self.decode(self.sample_latents(n))
+    def build_code_model(self, stage2_hidden: int = 1024, stage2_layers: int = 3, lr: float = 1e-3, **_):
+        self.stage2 = SecondStageVAE(self.latent_dim, stage2_hidden, stage2_layers, lr)
 
-    @torch.no_grad()
-    def reconstruct(self, x) -> torch.Tensor:
-        "Decode the posterior mean (VAEs) or the code (AEs)."
-        with eval_mode(self):
-            return self.decoder(self.encode_dist(x)[0])
+    def fit_second_stage(self, data, *, epochs: int = 20, batch_size: int = 256, seed: int = 0, **trainer_kwargs):
+        "Train the second VAE on the (μ, σ) of `data`'s codes in the one fit loop; returns its `Trainer`."
+        return self.stage2.fit(self.encode_dataset(data), epochs=epochs, batch_size=batch_size, seed=seed, **trainer_kwargs)
+
+    def latents_from_noise(self, u):
+        return self.stage2.sample_codes(u)                                # u -> D₂(u) + γ₂ε
+
+# %% ../nbs/ch3_glf.ipynb #f902739c
+METHODS = tuple(LatentFlowAE.methods)                 # ("glf", "reg-glf", "vae", "vae-flow", "rae-gmm", "two-stage-vae")
+VAE_METHODS = tuple(m for m, c in LatentFlowAE.methods.items() if c.variational)
+FLOW_METHODS = tuple(m for m, c in LatentFlowAE.methods.items() if c.build_code_model is GLF.build_code_model)
 
 # %% ../nbs/ch3_glf.ipynb #2f6bf12f
 def vgg16_features(pretrained: bool = True, weights_path: str | Path | None = None) -> nn.Module:
@@ -309,6 +433,7 @@ def vgg16_features(pretrained: bool = True, weights_path: str | Path | None = No
                            "LATENTGEN_VGG16_WEIGHTS can name a local copy")
     return vgg16(weights=w).features
 
+# %% ../nbs/ch3_glf.ipynb #66d3cef1
 class VGGPerceptual(nn.Module):
     """Per-image perceptual distance (eq. above). `reduction="sum"`: the GLF code's `_VGGDistance`: summed |differences|
     of the normalised pixels and of VGG16 `features[2, 7, 12(, 21)]`, all but the last level rectified (torchvision's

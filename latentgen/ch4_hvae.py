@@ -6,6 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .config import by_profile
@@ -14,8 +15,9 @@ from .losses import (discretized_gaussian_log_likelihood, discretized_mix_logist
 from .models import register_model
 
 # %% auto #0
-__all__ = ['information_schedule', 'kl_reweighting', 'gaussian_output_kl', 'guided_gaussian', 'product_guidance',
-           'warmup_cosine_lr', 'warmup_cosine', 'ResBlock', 'TopDownBlock', 'HierarchicalVAE']
+__all__ = ['OUTPUT_HEADS', 'information_schedule', 'kl_reweighting', 'gaussian_output_kl', 'guided_gaussian', 'product_guidance',
+           'warmup_cosine_lr', 'warmup_cosine', 'ResBlock', 'TopDownBlock', 'GaussianHead', 'DMoLHead',
+           'HierarchicalVAE']
 
 # %% ../nbs/ch4_hvae.ipynb #4648bdad
 def information_schedule(n_layers: int, ratio: float = 1000.0, offset: float = 10.0) -> torch.Tensor:
@@ -70,7 +72,7 @@ def warmup_cosine(start: float = 6e-5, peak: float = 6e-4, final: float = 3e-4, 
     return lambda opt: torch.optim.lr_scheduler.LambdaLR(
         opt, lambda k: warmup_cosine_lr(k, start, peak, final, warmup, decay) / peak)
 
-# %% ../nbs/ch4_hvae.ipynb #45c434d0
+# %% ../nbs/ch4_hvae.ipynb #d85bea05
 class ResBlock(nn.Module):
     """A BigGAN-style residual block without resampling: x + conv3(gelu(conv3(gelu(x)))), the last conv scaled down at init.
     `num_classes > 0`: the class enters as in the authors' blocks (`visual_vae/torch/nn.py: ResBlock`): an embedding of
@@ -94,6 +96,7 @@ class ResBlock(nn.Module):
         h = self.c2(F.gelu(self.c1(F.gelu(inp))))
         return x + h if self.residual else h
 
+# %% ../nbs/ch4_hvae.ipynb #7c460911
 _SOFTPLUS_ONE = math.log(math.e - 1)                     # softplus(_SOFTPLUS_ONE) = 1
 
 def _logvar(raw):
@@ -123,6 +126,56 @@ class TopDownBlock(nn.Module):
     def update(self, h, z, y_gen=None):
         return self.res(h + self.z_proj(z), y_gen)
 
+# %% ../nbs/ch4_hvae.ipynb #65815a21
+class GaussianHead(nn.Module):
+    """The Gaussian output layer: a mean and a variance per sub-pixel, trained by the continuous KL (4), scored by the
+    discretised Gaussian (5) and shown as its mean. It holds no weights: the model's last conv gives its `n_params` maps."""
+    default_decode = "mean"
+
+    def __init__(self, channels: int = 3, data_std: float = 0.025, **_):
+        super().__init__()
+        self.channels, self.data_std, self.n_params = channels, data_std, 2 * channels
+
+    def params(self, out):
+        "(mean, log σ²) from the decoder output."
+        mean, raw = out.chunk(2, 1)
+        return mean, _logvar(raw - 4.0)                    # starts at σ² = 0.031 (σ ≈ 22 grey levels); the data noise s² is 6.25e-4
+
+    def distortion(self, x, out) -> tuple[torch.Tensor, torch.Tensor]:
+        "(training distortion (4), −log P(x) (5) of the 8-bit image) per image, nats, for x in [-1, 1]."
+        mean, logvar = self.params(out)
+        return gaussian_output_kl(x, mean, logvar, self.data_std), -discretized_gaussian_log_likelihood(x, mean, 0.5 * logvar)
+
+    def mean(self, out):
+        return self.params(out)[0]
+
+    def sample(self, out):
+        mean, logvar = self.params(out)
+        return mean + (0.5 * logvar).exp() * torch.randn_like(mean)
+
+class DMoLHead(nn.Module):
+    """The baseline's output layer: a discretised mixture of `n_mix` logistics (04_losses), trained and scored by its
+    NLL, shown as a sample (`mean`: the mixture mean, eq. 5a)."""
+    default_decode = "sample"
+
+    def __init__(self, channels: int = 3, n_mix: int = 10, **_):
+        super().__init__()
+        self.channels, self.n_mix = channels, n_mix
+        self.n_params = n_mix * (1 + 2 * channels + channels * (channels - 1) // 2)
+
+    def distortion(self, x, out) -> tuple[torch.Tensor, torch.Tensor]:
+        nll = -discretized_mix_logistic_log_likelihood(x, *dmol_split(out, self.n_mix, self.channels))
+        return nll, nll
+
+    def mean(self, out):
+        return dmol_mean(*dmol_split(out, self.n_mix, self.channels))
+
+    def sample(self, out):
+        return sample_discretized_mix_logistic(*dmol_split(out, self.n_mix, self.channels))
+
+OUTPUT_HEADS = {"gaussian": GaussianHead, "dmol": DMoLHead}
+
+# %% ../nbs/ch4_hvae.ipynb #293f1826
 @register_model("hvae")
 class HierarchicalVAE(nn.Module):
     "A small VDVAE-style top-down hierarchical VAE; DMoL or Gaussian output; optional information schedule and classes."
@@ -133,8 +186,8 @@ class HierarchicalVAE(nn.Module):
                  label_drop: float = 0.1, lr: float = 6e-4):
         super().__init__()
         resolutions, layers = tuple(resolutions), tuple(layers)
-        if output not in ("gaussian", "dmol"):
-            raise ValueError(f"output must be 'gaussian' or 'dmol', got {output!r}")
+        if output not in OUTPUT_HEADS:
+            raise ValueError(f"output must be one of {tuple(OUTPUT_HEADS)} ('gaussian' or 'dmol'), got {output!r}")
         if len(resolutions) != len(layers) or list(resolutions) != sorted(resolutions) or resolutions[-1] != image_size:
             raise ValueError(f"resolutions must increase to the image size {image_size}, one layer count each; got {resolutions}, {layers}")
         if any(image_size % r for r in resolutions) or min(layers) < 1:
@@ -150,161 +203,163 @@ class HierarchicalVAE(nn.Module):
         self.h0 = nn.Parameter(torch.zeros(1, width, resolutions[0], resolutions[0]))
         self.blocks = nn.ModuleList([TopDownBlock(width, z_channels, num_classes) for n in layers for _ in range(n)])
         self.block_res = [r for r, n in zip(resolutions, layers) for _ in range(n)]
-        n_out = 2 * channels if output == "gaussian" else n_mix * (1 + 2 * channels + channels * (channels - 1) // 2)
-        self.out = nn.Conv2d(width, n_out, 3, 1, 1)
+        self.head = OUTPUT_HEADS[output](channels=channels, n_mix=n_mix, data_std=data_std)    # no weights of its own
+        self.out = nn.Conv2d(width, self.head.n_params, 3, 1, 1)
         self.register_buffer("shares", information_schedule(len(self.blocks), schedule_ratio, schedule_offset))
 
-    @classmethod
-    def default_config(cls, image_shape, num_classes=None, profile=None) -> dict:
-        "Latents at every resolution in (1, 4, 7, 8, 14, 16, 28, 32, 64) dividing the image size; paper: the CIFAR-10 model's sizes."
-        c, s, _ = image_shape
-        res = tuple(r for r in (1, 4, 7, 8, 14, 16, 28, 32, 64) if r <= s and s % r == 0)
-        paper_layers = {1: 3, 4: 5, 7: 7, 8: 7, 14: 10, 16: 10, 28: 14, 32: 14, 64: 14}
-        gpu_layers = {1: 2, 4: 3, 7: 4, 8: 4, 14: 4, 16: 4, 28: 4, 32: 4, 64: 4}     # gpu: a fifth of the depth, half the width
-        return {"channels": c, "image_size": s, "resolutions": res,
-                "layers": tuple(by_profile(1, paper_layers[r], profile, gpu=gpu_layers[r]) for r in res),
-                "width": by_profile(16, 128, profile, gpu=64), "z_channels": by_profile(4, 16, profile, gpu=16),
-                "enc_blocks": by_profile(1, 3, profile, gpu=2)}
+# %% ../nbs/ch4_hvae.ipynb #f565ffab
+@patch(cls_method=True)
+def default_config(cls: HierarchicalVAE, image_shape, num_classes=None, profile=None) -> dict:
+    "Latents at every resolution in (1, 4, 7, 8, 14, 16, 28, 32, 64) dividing the image size; paper: the CIFAR-10 model's sizes."
+    c, s, _ = image_shape
+    res = tuple(r for r in (1, 4, 7, 8, 14, 16, 28, 32, 64) if r <= s and s % r == 0)
+    paper_layers = {1: 3, 4: 5, 7: 7, 8: 7, 14: 10, 16: 10, 28: 14, 32: 14, 64: 14}
+    gpu_layers = {1: 2, 4: 3, 7: 4, 8: 4, 14: 4, 16: 4, 28: 4, 32: 4, 64: 4}     # gpu: a fifth of the depth, half the width
+    return {"channels": c, "image_size": s, "resolutions": res,
+            "layers": tuple(by_profile(1, paper_layers[r], profile, gpu=gpu_layers[r]) for r in res),
+            "width": by_profile(16, 128, profile, gpu=64), "z_channels": by_profile(4, 16, profile, gpu=16),
+            "enc_blocks": by_profile(1, 3, profile, gpu=2)}
 
-    def configure_optimizers(self):
-        "Adamax with the authors' betas; `lr` is the peak rate (the schedule, `warmup_cosine`, multiplies it)."
-        return {"loss": torch.optim.Adamax(self.parameters(), lr=self.lr, betas=(0.9, 0.999))}
+@patch
+def configure_optimizers(self: HierarchicalVAE):
+    "Adamax with the authors' betas; `lr` is the peak rate (the schedule, `warmup_cosine`, multiplies it)."
+    return {"loss": torch.optim.Adamax(self.parameters(), lr=self.lr, betas=(0.9, 0.999))}
 
-    # ---- the networks ----
-    def encode(self, x, y=None):
-        "Bottom-up features at every resolution, for x in [-1, 1] (class-conditional: with the true labels y)."
-        h, acts = self.enc_in(x), {}
-        for r in reversed(self.resolutions):
-            if h.shape[-1] != r:
-                h = F.adaptive_avg_pool2d(h, r)
-            for blk in self.enc[str(r)]:
-                h = blk(h, y)
-            acts[r] = h
-        return acts
+# %% ../nbs/ch4_hvae.ipynb #321195d1
+@patch
+def encode(self: HierarchicalVAE, x, y=None):
+    "Bottom-up features at every resolution, for x in [-1, 1] (class-conditional: with the true labels y)."
+    h, acts = self.enc_in(x), {}
+    for r in reversed(self.resolutions):
+        if h.shape[-1] != r:
+            h = F.adaptive_avg_pool2d(h, r)
+        for blk in self.enc[str(r)]:
+            h = blk(h, y)
+        acts[r] = h
+    return acts
 
-    def _labels(self, y, n, device, drop: bool):
-        "(generator labels, posterior labels): the generator's are dropped to the null index with prob. label_drop."
-        if not self.conditional:
-            return None, None
-        if y is None:
-            raise ValueError(f"this model is class-conditional ({self.num_classes} classes): pass labels y")
-        y = torch.as_tensor(y, device=device).long().view(-1)
-        if len(y) != n or y.min() < 0 or y.max() >= self.num_classes:
-            raise ValueError(f"labels must be {n} integers in [0, {self.num_classes}), got {y.tolist()[:8]}...")
-        y_gen = y
-        if drop and self.label_drop > 0:
-            y_gen = torch.where(torch.rand(n, device=device) < self.label_drop, torch.full_like(y, self.num_classes), y)
-        return y_gen, y
+@patch
+def _labels(self: HierarchicalVAE, y, n, device, drop: bool):
+    "(generator labels, posterior labels): the generator's are dropped to the null index with prob. label_drop."
+    if not self.conditional:
+        return None, None
+    if y is None:
+        raise ValueError(f"this model is class-conditional ({self.num_classes} classes): pass labels y")
+    y = torch.as_tensor(y, device=device).long().view(-1)
+    if len(y) != n or y.min() < 0 or y.max() >= self.num_classes:
+        raise ValueError(f"labels must be {n} integers in [0, {self.num_classes}), got {y.tolist()[:8]}...")
+    y_gen = y
+    if drop and self.label_drop > 0:
+        y_gen = torch.where(torch.rand(n, device=device) < self.label_drop, torch.full_like(y, self.num_classes), y)
+    return y_gen, y
 
-    def _h0(self, n):
-        return self.h0.expand(n, -1, -1, -1)
+@patch
+def _h0(self: HierarchicalVAE, n):
+    return self.h0.expand(n, -1, -1, -1)
 
-    def top_down(self, x, y=None, n_posterior: int | None = None, drop_labels: bool = False):
-        """Run the generator on x: posterior latents for the first `n_posterior` layers (all by default), prior samples
-        after. Returns (decoder output, per-layer KL [B, L] of the posterior layers, zeros after)."""
-        n = len(x)
-        y_gen, y_q = self._labels(y, n, x.device, drop_labels)
-        acts = self.encode(x, y_q)
-        n_posterior = len(self.blocks) if n_posterior is None else n_posterior
-        h, kls = self._h0(n), []
-        for i, (blk, r) in enumerate(zip(self.blocks, self.block_res)):
-            if h.shape[-1] != r:
-                h = F.interpolate(h, size=r, mode="nearest")
-            pm, plv, h = blk.prior_params(h, y_gen)
-            if i < n_posterior:
-                qm, qlv = blk.posterior_params(h, acts[r], y_q)
-                z = qm + (0.5 * qlv).exp() * torch.randn_like(qm)
-                kls.append(gaussian_kl(qm, qlv, pm, plv))
-            else:
-                z = pm + (0.5 * plv).exp() * torch.randn_like(pm)
-                kls.append(torch.zeros(n, device=x.device))
-            h = blk.update(h, z, y_gen)
-        return self.out(F.gelu(h)), torch.stack(kls, 1)
-
-    @torch.no_grad()
-    def generate(self, n: int, y=None, m: float | None = None, v: float | None = None, temperature: float = 1.0,
-                 label_gap: list | None = None):
-        """Decoder output from the prior. Given guidance weights (m, v), a class-conditional model runs two paths,
-        conditional and unconditional, and draws one sample per layer from the guided Gaussian (6), fed to both.
-        `label_gap`: a list that receives, per layer, the mean KL(p_c ‖ p_u) in nats: how much the label moves the prior."""
-        dev = self.h0.device
-        y_gen, _ = self._labels(y, n, dev, drop=False)
-        guided = self.conditional and (m is not None or v is not None)
-        m, v = m or 0.0, v or 0.0
-        y_null = torch.full((n,), self.num_classes, device=dev) if guided else None
-        hc, hu = self._h0(n), self._h0(n) if guided else None
-        for blk, r in zip(self.blocks, self.block_res):
-            if hc.shape[-1] != r:
-                hc = F.interpolate(hc, size=r, mode="nearest")
-                hu = F.interpolate(hu, size=r, mode="nearest") if guided else None
-            pm, plv, hc = blk.prior_params(hc, y_gen)
-            if guided:
-                pmu, plvu, hu = blk.prior_params(hu, y_null)
-                if label_gap is not None:
-                    label_gap.append(float(gaussian_kl(pm, plv, pmu, plvu).mean()))
-                pm, plv = guided_gaussian(pm, plv, pmu, plvu, m, v)
-            z = pm + temperature * (0.5 * plv).exp() * torch.randn_like(pm)
-            hc = blk.update(hc, z, y_gen)
-            hu = blk.update(hu, z, y_null) if guided else None
-        return self.out(F.gelu(hc))
-
-    # ---- output layers ----
-    def _gaussian(self, out):
-        mean, raw = out.chunk(2, 1)
-        return mean, _logvar(raw - 4.0)                    # starts at σ² = 0.031 (σ ≈ 22 grey levels); the data noise s² is 6.25e-4
-
-    def distortion(self, x, out) -> tuple[torch.Tensor, torch.Tensor]:
-        "(training distortion, −log P(x) of the 8-bit image) per image, nats: the continuous KL (4) or the DMoL NLL."
-        if self.output == "gaussian":
-            mean, logvar = self._gaussian(out)
-            return gaussian_output_kl(x, mean, logvar, self.data_std), -discretized_gaussian_log_likelihood(x, mean, 0.5 * logvar)
-        nll = -discretized_mix_logistic_log_likelihood(x, *dmol_split(out, self.n_mix, self.channels))
-        return nll, nll
-
-    def to_image(self, out, decode: str | None = None):
-        """Images in [0, 1] from the decoder output. `decode="mean"`: the Gaussian mean, or the DMoL's mixture mean (04_losses, eq. 5a);
-        `"sample"`: a draw from either. Default: the paper's choice, the Gaussian mean and the DMoL sample."""
-        decode = decode or ("mean" if self.output == "gaussian" else "sample")
-        if decode not in ("mean", "sample"):
-            raise ValueError(f"decode must be 'mean' or 'sample', got {decode!r}")
-        if self.output == "gaussian":
-            mean, logvar = self._gaussian(out)
-            x = mean if decode == "mean" else mean + (0.5 * logvar).exp() * torch.randn_like(mean)
+# %% ../nbs/ch4_hvae.ipynb #93925cce
+@patch
+def top_down(self: HierarchicalVAE, x, y=None, n_posterior: int | None = None, drop_labels: bool = False):
+    """Run the generator on x: posterior latents for the first `n_posterior` layers (all by default), prior samples
+    after. Returns (decoder output, per-layer KL [B, L] of the posterior layers, zeros after)."""
+    n = len(x)
+    y_gen, y_q = self._labels(y, n, x.device, drop_labels)
+    acts = self.encode(x, y_q)
+    n_posterior = len(self.blocks) if n_posterior is None else n_posterior
+    h, kls = self._h0(n), []
+    for i, (blk, r) in enumerate(zip(self.blocks, self.block_res)):
+        if h.shape[-1] != r:
+            h = F.interpolate(h, size=r, mode="nearest")
+        pm, plv, h = blk.prior_params(h, y_gen)
+        if i < n_posterior:
+            qm, qlv = blk.posterior_params(h, acts[r], y_q)
+            z = qm + (0.5 * qlv).exp() * torch.randn_like(qm)
+            kls.append(gaussian_kl(qm, qlv, pm, plv))
         else:
-            parts = dmol_split(out, self.n_mix, self.channels)
-            x = dmol_mean(*parts) if decode == "mean" else sample_discretized_mix_logistic(*parts)
-        return ((x.clamp(-1, 1) + 1) / 2)
+            z = pm + (0.5 * plv).exp() * torch.randn_like(pm)
+            kls.append(torch.zeros(n, device=x.device))
+        h = blk.update(h, z, y_gen)
+    return self.out(F.gelu(h)), torch.stack(kls, 1)
 
-    # ---- training ----
-    def loss(self, batch):
-        x = 2 * batch[0] - 1
-        y = batch[1] if self.conditional else None
-        out, kls = self.top_down(x, y, drop_labels=self.training)
-        dist, nll_x = self.distortion(x, out)
-        rate = kls.sum(1)
-        weighted = (kl_reweighting(kls, self.shares) * kls).sum(1) if self.schedule else rate     # eq. (3)
-        ln2d = math.log(2) * self.n_dims
-        return {"loss": (dist + weighted).mean() / self.n_dims, "distortion": dist.mean(), "rate": rate.mean(),
-                "bpd": ((nll_x + rate) / ln2d).mean()}
+# %% ../nbs/ch4_hvae.ipynb #a781e0a4
+@patch
+@torch.no_grad()
+def generate(self: HierarchicalVAE, n: int, y=None, m: float | None = None, v: float | None = None, temperature: float = 1.0,
+             label_gap: list | None = None):
+    """Decoder output from the prior. Given guidance weights (m, v), a class-conditional model runs two paths,
+    conditional and unconditional, and draws one sample per layer from the guided Gaussian (6), fed to both.
+    `label_gap`: a list that receives, per layer, the mean KL(p_c ‖ p_u) in nats: how much the label moves the prior."""
+    dev = self.h0.device
+    y_gen, _ = self._labels(y, n, dev, drop=False)
+    guided = self.conditional and (m is not None or v is not None)
+    m, v = m or 0.0, v or 0.0
+    y_null = torch.full((n,), self.num_classes, device=dev) if guided else None
+    hc, hu = self._h0(n), self._h0(n) if guided else None
+    for blk, r in zip(self.blocks, self.block_res):
+        if hc.shape[-1] != r:
+            hc = F.interpolate(hc, size=r, mode="nearest")
+            hu = F.interpolate(hu, size=r, mode="nearest") if guided else None
+        pm, plv, hc = blk.prior_params(hc, y_gen)
+        if guided:
+            pmu, plvu, hu = blk.prior_params(hu, y_null)
+            if label_gap is not None:
+                label_gap.append(float(gaussian_kl(pm, plv, pmu, plvu).mean()))
+            pm, plv = guided_gaussian(pm, plv, pmu, plvu, m, v)
+        z = pm + temperature * (0.5 * plv).exp() * torch.randn_like(pm)
+        hc = blk.update(hc, z, y_gen)
+        hu = blk.update(hu, z, y_null) if guided else None
+    return self.out(F.gelu(hc))
 
-    # ---- evaluation ----
-    @torch.no_grad()
-    def elbo_terms(self, x01, y=None) -> dict:
-        "Per image: −log P(x|z) of the 8-bit image (nats), per-layer KL [B, L] (nats), and the negative ELBO in bits/dim."
-        x = 2 * x01 - 1
-        out, kls = self.top_down(x, y)
-        _, nll_x = self.distortion(x, out)
-        return {"nll_x": nll_x, "kl": kls, "bpd": (nll_x + kls.sum(1)) / (math.log(2) * self.n_dims)}
+# %% ../nbs/ch4_hvae.ipynb #46024b67
+@patch
+def distortion(self: HierarchicalVAE, x, out) -> tuple[torch.Tensor, torch.Tensor]:
+    "(training distortion, −log P(x) of the 8-bit image) per image, nats: the output head's, (4) and (5) or the DMoL NLL."
+    return self.head.distortion(x, out)
 
-    @torch.no_grad()
-    def sample(self, n: int, y=None, m: float | None = None, v: float | None = None, decode: str | None = None):
-        "n images in [0, 1] from the prior (class-conditional: labels y, uniform if None; guidance m, v; `decode` as in `to_image`)."
-        if self.conditional and y is None:
-            y = torch.randint(self.num_classes, (n,), device=self.h0.device)
-        return self.to_image(self.generate(n, y, m, v), decode)
+@patch
+def to_image(self: HierarchicalVAE, out, decode: str | None = None):
+    """Images in [0, 1] from the decoder output. `decode="mean"`: the Gaussian mean, or the DMoL's mixture mean (04_losses, eq. 5a);
+    `"sample"`: a draw from either. Default: the paper's choice (the head's `default_decode`), the Gaussian mean and the DMoL sample."""
+    decode = decode or self.head.default_decode
+    if decode not in ("mean", "sample"):
+        raise ValueError(f"decode must be 'mean' or 'sample', got {decode!r}")
+    x = self.head.mean(out) if decode == "mean" else self.head.sample(out)
+    return ((x.clamp(-1, 1) + 1) / 2)
 
-    @torch.no_grad()
-    def reconstruct(self, x01, y=None, n_posterior: int | None = None, decode: str | None = None):
-        "Decode with posterior latents for the first `n_posterior` layers (all by default) and prior samples after."
-        out, _ = self.top_down(2 * x01 - 1, y, n_posterior)
-        return self.to_image(out, decode)
+# %% ../nbs/ch4_hvae.ipynb #f2a4bb20
+@patch
+def loss(self: HierarchicalVAE, batch):
+    x = 2 * batch[0] - 1
+    y = batch[1] if self.conditional else None
+    out, kls = self.top_down(x, y, drop_labels=self.training)
+    dist, nll_x = self.distortion(x, out)
+    rate = kls.sum(1)
+    weighted = (kl_reweighting(kls, self.shares) * kls).sum(1) if self.schedule else rate     # eq. (3)
+    ln2d = math.log(2) * self.n_dims
+    return {"loss": (dist + weighted).mean() / self.n_dims, "distortion": dist.mean(), "rate": rate.mean(),
+            "bpd": ((nll_x + rate) / ln2d).mean()}
+
+# %% ../nbs/ch4_hvae.ipynb #c66632e0
+@patch
+@torch.no_grad()
+def elbo_terms(self: HierarchicalVAE, x01, y=None) -> dict:
+    "Per image: −log P(x|z) of the 8-bit image (nats), per-layer KL [B, L] (nats), and the negative ELBO in bits/dim."
+    x = 2 * x01 - 1
+    out, kls = self.top_down(x, y)
+    _, nll_x = self.distortion(x, out)
+    return {"nll_x": nll_x, "kl": kls, "bpd": (nll_x + kls.sum(1)) / (math.log(2) * self.n_dims)}
+
+@patch
+@torch.no_grad()
+def sample(self: HierarchicalVAE, n: int, y=None, m: float | None = None, v: float | None = None, decode: str | None = None):
+    "n images in [0, 1] from the prior (class-conditional: labels y, uniform if None; guidance m, v; `decode` as in `to_image`)."
+    if self.conditional and y is None:
+        y = torch.randint(self.num_classes, (n,), device=self.h0.device)
+    return self.to_image(self.generate(n, y, m, v), decode)
+
+@patch
+@torch.no_grad()
+def reconstruct(self: HierarchicalVAE, x01, y=None, n_posterior: int | None = None, decode: str | None = None):
+    "Decode with posterior latents for the first `n_posterior` layers (all by default) and prior samples after."
+    out, _ = self.top_down(2 * x01 - 1, y, n_posterior)
+    return self.to_image(out, decode)

@@ -276,7 +276,8 @@ def _train_locked(args, out, profile, device, overrides, rank, world):
     epochs = args.epochs if args.epochs or args.steps else 1
     trainer.fit(ds, epochs=epochs if not args.steps else None, steps=args.steps, batch_size=args.batch_size,
                 resume=args.resume)
-    if getattr(model, "has_second_stage", False):          # fitted after the AE: RAE + GMM, two-stage VAE (chapter 3)
+    from latentgen.models import TwoStageModel
+    if isinstance(model, TwoStageModel):             # fitted after the AE: RAE + GMM, two-stage VAE (chapter 3)
         model.fit_second_stage(ds, batch_size=args.batch_size, seed=args.seed, device=device)
     diverged = trainer.divergence()           # the same records, so the same verdict, on every process
     if diverged:                              # a finite blow-up is no model: keep the last good model.pt, if any

@@ -4,9 +4,11 @@
 from __future__ import annotations
 import functools, inspect, io, math
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .config import UnsafeFileError, atomic_write_bytes, by_profile, check_seal, safe_torch_load, save_torch
@@ -15,7 +17,8 @@ from .nets import ConvDecoder, ConvEncoder
 
 # %% auto #0
 __all__ = ['MODELS', 'register_model', 'build_model', 'config_keys', 'NonFiniteModelError', 'nonfinite_tensors', 'save_model',
-           'load_model', 'convert_file', 'VAE']
+           'load_model', 'convert_file', 'GenerativeModel', 'ConditionalModel', 'is_conditional', 'TwoStageModel',
+           'VAE']
 
 # %% ../nbs/08_models.ipynb #72ecf0b8
 MODELS: dict = {}
@@ -31,7 +34,9 @@ def register_model(name: str):
             if args:
                 raise TypeError(f"{cls.__name__} takes keyword arguments only (so that its config can be saved)")
             init(self, **kwargs)
-            self.config, self.model_name = dict(kwargs), name
+            config = dict(kwargs)                # a class may add what it implies (chapter 3's method)
+            self.config = self.complete_config(config) if hasattr(type(self), "complete_config") else config
+            self.model_name = name
         cls.__init__, cls.registry_name = __init__, name
         MODELS[name] = cls
         return cls
@@ -51,6 +56,7 @@ def config_keys(name: str) -> dict:
     return {p.name: (None if p.default is inspect.Parameter.empty else p.default) for p in ps
             if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
+# %% ../nbs/08_models.ipynb #c48ad854
 class NonFiniteModelError(ValueError):
     "A model whose parameters or buffers hold NaN or infinite values: the run that made it diverged."
 
@@ -72,6 +78,7 @@ def save_model(model: nn.Module, path: str | Path, **extra) -> Path:
     return save_torch({"name": model.model_name, "config": model.config, "state_dict": model.state_dict(),
                        "latentgen": __version__, "extra": extra}, path)     # atomic, its SHA-256 inside (load_model checks it)
 
+# %% ../nbs/08_models.ipynb #ba6de411
 def _check_shapes(path, name: str, config: dict, state: dict):
     """Compare the shapes a `name` model built from `config` would have with the saved weights, on the meta device
     (nothing is allocated), so that a config of absurd sizes is refused before it can exhaust memory."""
@@ -103,6 +110,9 @@ def load_model(path: str | Path, map_location="cpu") -> nn.Module:
                          f"(registered: {', '.join(sorted(MODELS))}); import the module that registers it")
     if not isinstance(ck.get("config"), dict) or not isinstance(ck.get("state_dict"), dict):
         raise ValueError(f"{path} is not a latentgen model file (no config or no weights)")
+    upgrade = getattr(MODELS[ck["name"]], "upgrade_state_dict", None)    # weights renamed since the file was written
+    if upgrade is not None:
+        upgrade(ck["state_dict"])
     _check_shapes(path, ck["name"], ck["config"], ck["state_dict"])
     try:
         model = build_model(ck["name"], **ck["config"])
@@ -114,6 +124,7 @@ def load_model(path: str | Path, map_location="cpu") -> nn.Module:
     model.saved_extra = ck.get("extra", {})
     return model.eval()
 
+# %% ../nbs/08_models.ipynb #b240173a
 def convert_file(path: str | Path) -> Path:
     """Rewrite a model file or training checkpoint of an older latentgen in the plain format (tensors and plain data).
     This opens `path` with full pickle, so it runs any code the file names: only for files you wrote and trust."""
@@ -139,6 +150,32 @@ def convert_file(path: str | Path) -> Path:
         raise ValueError(f"{path} holds objects other than tensors and plain data even after conversion; not converted") from None
     tmp.replace(path)
     return path
+
+# %% ../nbs/08_models.ipynb #85447849
+@runtime_checkable
+class GenerativeModel(Protocol):
+    "What the fit loop and `latentgen sample` need: a `loss(batch)` dict with a 'loss' entry, and `sample(n)` images in [0, 1]."
+    def loss(self, batch) -> dict: ...
+    def sample(self, n: int) -> torch.Tensor: ...
+
+@runtime_checkable
+class ConditionalModel(Protocol):
+    "A class-conditional model: `conditional` says whether it takes labels (chapter 4's is conditional only with classes)."
+    conditional: bool
+    def sample(self, n: int, *args, **kwargs) -> torch.Tensor: ...
+
+def is_conditional(model) -> bool:
+    "True if `model` takes labels: its `reconstruct`, `log_weights` and `sample` take the targets too."
+    return isinstance(model, ConditionalModel) and bool(model.conditional)
+
+class TwoStageModel:
+    """Mixin for models whose code density is fitted after training (chapter 3's RAE + GMM and two-stage VAE): the
+    command line and the chapters call `fit_second_stage(data, ...)` after the fit loop, and before sampling."""
+    has_second_stage = True
+
+    def fit_second_stage(self, data, *, epochs: int = 20, batch_size: int = 256, seed: int = 0, **trainer_kwargs):
+        "Fit the second stage to the codes of `data` (`trainer_kwargs` go to its `Trainer`, if it has one)."
+        raise NotImplementedError
 
 # %% ../nbs/08_models.ipynb #d2a87f37
 @register_model("vae")
@@ -196,23 +233,25 @@ class VAE(nn.Module):
     def reconstruct(self, x):
         return self.decode(self.encode(x)[0])
 
-    @torch.no_grad()
-    def log_weights(self, x, k: int):
-        "log p(x, z_k) - log q(z_k | x) for k posterior samples: `[k, B]` (sigma: the clipped sigma* of the mean reconstruction)."
-        mu, logvar = self.encode(x)
-        std = (0.5 * logvar).exp()
+# %% ../nbs/08_models.ipynb #f032b7ef
+@patch
+@torch.no_grad()
+def log_weights(self: VAE, x, k: int):
+    "log p(x, z_k) - log q(z_k | x) for k posterior samples: `[k, B]` (sigma: the clipped sigma* of the mean reconstruction)."
+    mu, logvar = self.encode(x)
+    std = (0.5 * logvar).exp()
+    if self.likelihood == "sigma":
+        logvar_x = 2 * sigma_vae_log_sigma(x, self.decode(mu))  # the same clipped sigma* as in training
+    out = []
+    for _ in range(k):
+        eps = torch.randn_like(mu)
+        z = mu + std * eps
+        dec = self.decoder(z)
         if self.likelihood == "sigma":
-            logvar_x = 2 * sigma_vae_log_sigma(x, self.decode(mu))  # the same clipped sigma* as in training
-        out = []
-        for _ in range(k):
-            eps = torch.randn_like(mu)
-            z = mu + std * eps
-            dec = self.decoder(z)
-            if self.likelihood == "sigma":
-                log_px = -gaussian_nll(x, torch.sigmoid(dec), logvar_x)
-            else:
-                log_px = -self.rec_nll(x, dec)
-            log_pz = -0.5 * (z ** 2 + LOG_2PI).sum(1)
-            log_qz = -0.5 * (eps ** 2 + logvar + LOG_2PI).sum(1)
-            out.append(log_px + log_pz - log_qz)
-        return torch.stack(out)
+            log_px = -gaussian_nll(x, torch.sigmoid(dec), logvar_x)
+        else:
+            log_px = -self.rec_nll(x, dec)
+        log_pz = -0.5 * (z ** 2 + LOG_2PI).sum(1)
+        log_qz = -0.5 * (eps ** 2 + logvar + LOG_2PI).sum(1)
+        out.append(log_px + log_pz - log_qz)
+    return torch.stack(out)

@@ -84,3 +84,23 @@ def test_learned_conditional_priors_follow_label_dependent_codes():
         s1 = model.sample_latents(label_vector(torch.ones(500, dtype=torch.long), 2))
         s0 = model.sample_latents(label_vector(torch.zeros(500, dtype=torch.long), 2))
         assert s0[:, 0].mean() < -2 and s1[:, 0].mean() > 2, prior
+
+
+def test_prior_classes_and_files_saved_before_them(tmp_path):
+    "Each `prior` is a module; a file whose weights use the old names (flow.*, prior_net.*) loads into it, values intact."
+    from latentgen.ch2_cvae_nf import CVAE, DePrior, FlowPrior, PRIORS
+    from latentgen.config import save_torch
+    from latentgen.models import load_model
+    kw = dict(channels=1, image_size=8, label_dim=3, latent_dim=4, width=8, hidden=32, flow_hidden=16, prior_hidden=16)
+    for prior in PRIORS:
+        torch.manual_seed(0)
+        m = CVAE(prior=prior, **kw)
+        assert isinstance(m.prior, PRIORS[prior]) and (m.flow is not None) == isinstance(m.prior, (FlowPrior, DePrior))
+        for p in m.parameters():
+            p.data.add_(0.1 * torch.randn_like(p))
+        old = {(k.replace("prior.net.", "prior_net.").replace("prior.flow.", "flow.")): v for k, v in m.state_dict().items()}
+        f = save_torch({"name": "cvae", "config": {"prior": prior, **kw}, "state_dict": old, "extra": {}}, tmp_path / f"{prior}.pt")
+        m2 = load_model(f)
+        assert all(torch.equal(v, m2.state_dict()[k]) for k, v in m.state_dict().items())
+        y, z = m.labels(torch.tensor([0, 2])), torch.randn(2, 4)
+        assert torch.equal(m.log_prior(z, y), m2.log_prior(z, y))

@@ -1,6 +1,8 @@
 "Chapter 3 (GLF): the six methods through the package and the command line (the notebook has the derivation tests)."
 import json
 
+import pytest
+
 import torch
 
 from latentgen.ch3_glf import LatentFlowAE, flow_nll
@@ -56,3 +58,27 @@ def test_cli_fits_the_second_stage_and_samples(tmp_path):
           "--chapter", "ch3", "--results", str(tmp_path / "res")])
     r = json.loads(next((tmp_path / "res").rglob("*.json")).read_text())
     assert r["chapter"] == "ch3" and r["metrics"]["fd"] >= 0
+
+
+def test_method_classes_and_files_saved_before_them(tmp_path):
+    "`LatentFlowAE(method=...)` builds the method's class; a file in the old format (name 'glf' + method string) loads as it."
+    from latentgen.ch3_glf import GLF, RAEGMM, TwoStageVAE, VAEFlowPrior
+    from latentgen.config import save_torch
+    from latentgen.models import GenerativeModel, TwoStageModel, load_model, save_model
+    kw = dict(channels=1, image_size=8, latent_dim=4, width=8, hidden=32, flow_hidden=32, stage2_hidden=8)
+    for method, cls in {"glf": GLF, "vae-flow": VAEFlowPrior, "rae-gmm": RAEGMM, "two-stage-vae": TwoStageVAE}.items():
+        torch.manual_seed(0)
+        m = LatentFlowAE(method=method, **kw)
+        assert type(m) is cls and m.method == method and isinstance(m, GenerativeModel)
+        assert isinstance(m, TwoStageModel) == (method in ("rae-gmm", "two-stage-vae")) == m.has_second_stage
+        old = {"name": "glf", "config": {"method": method, **kw}, "state_dict": m.state_dict(), "latentgen": "0.0.1",
+               "extra": {}}                                            # what save_model wrote before the classes
+        m2 = load_model(save_torch(old, tmp_path / f"{method}.pt"))
+        assert type(m2) is cls and m2.config == old["config"]
+        assert all(torch.equal(v, m2.state_dict()[k]) for k, v in m.state_dict().items())
+    no_method = {"name": "glf", "config": kw, "state_dict": GLF(**kw).state_dict(), "extra": {}}   # the default method
+    assert type(load_model(save_torch(no_method, tmp_path / "default.pt"))) is GLF
+    direct = RAEGMM(**kw)                                               # a class built directly saves its method
+    assert direct.config["method"] == "rae-gmm" and type(load_model(save_model(direct, tmp_path / "d.pt"))) is RAEGMM
+    with pytest.raises(ValueError, match="not 'glf'"):
+        RAEGMM(method="glf", **kw)
