@@ -8,11 +8,13 @@ from pathlib import Path
 import torch
 
 import latentgen
-from .config import (PROFILES, atomic_write_bytes, barrier, dist_info, get_device, get_profile, init_distributed,
-                              is_main_process, remove_stale_tmp, results_path, save_results, sealed_json_bytes,
-                              seed_everything, sha256_file)
-from .data import DATASETS, ImageSubset, base_indices, data_roots, data_status, load_dataset, prepare_offline, split_holdout
-from .models import MODELS, build_model, config_keys, load_model, nonfinite_tensors, save_model
+from .config import PROFILES, get_device, get_profile, seed_everything
+from .distributed import barrier, dist_info, init_distributed, is_main_process
+from .fileio import atomic_write_bytes, remove_stale_tmp, sealed_json_bytes, sha256_file
+from .results import results_path, save_results
+from .data import DATASETS, ImageSubset, base_indices, data_roots, load_dataset, split_holdout
+from .offline import data_status, prepare_offline
+from .models import MODELS, build_model, config_keys, is_conditional, load_model, nonfinite_tensors, save_model
 
 # %% auto #0
 __all__ = ['SEED_MAX', 'RUN_FILES', 'SAMPLE_BATCH', 'USER_ERRORS', 'UserError', 'cmd_data', 'cmd_models', 'RunLock', 'cmd_train',
@@ -61,6 +63,7 @@ def _parse_value(v: str):
     except json.JSONDecodeError:
         return v
 
+# %% ../nbs/09_cli.ipynb #b09d00f7
 def _overrides(model: str, pairs) -> dict:
     "`--set KEY=VALUE` pairs, checked against the model's config keys (and numbers against numeric defaults)."
     keys, out = config_keys(model), {}
@@ -101,6 +104,7 @@ def _one_line(e: BaseException) -> str:
     msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
     return " ".join(str(msg).split()) or type(e).__name__
 
+# %% ../nbs/09_cli.ipynb #ffd3a4ae
 def _writable_folder(folder: Path, what: str) -> Path:
     "Create `folder` if needed and prove that it can be written, before any work starts."
     if folder.exists() and not folder.is_dir():
@@ -172,6 +176,7 @@ def _prepare_run_folder(out: Path, resume: bool, force: bool) -> Path:
     remove_stale_tmp(out)
     return out
 
+# %% ../nbs/09_cli.ipynb #6d98e8f7
 class RunLock:
     """Hold a run folder for one run: `.latentgen.lock` in it, locked with `flock` and holding the owner's pid, host and
     command. The kernel releases it when its process ends, however it ends (a SIGKILLed run's file is taken over); the
@@ -227,6 +232,7 @@ def _training_data(args):
     ds = split_holdout(full, args.holdout, args.seed)[0] if args.holdout else full
     return ImageSubset(ds, args.subset, args.seed) if args.subset else ds
 
+# %% ../nbs/09_cli.ipynb #b0585feb
 def _rank_device(device: str) -> str:
     "Under torchrun, `--device cuda` means this process's GPU, `cuda:$LOCAL_RANK`."
     return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if device == "cuda" else device
@@ -260,6 +266,7 @@ def cmd_train(args):
     finally:
         lock.__exit__()
 
+# %% ../nbs/09_cli.ipynb #ef274da9
 def _train_locked(args, out, profile, device, overrides, rank, world):
     "The part of `cmd_train` that runs while this run holds `out`."
     from latentgen.train import Trainer
@@ -341,8 +348,9 @@ def cmd_sample(args):
         print(f"wrote {path}")
         done += k
 
+# %% ../nbs/09_cli.ipynb #70e759f0
 def cmd_metrics(args):
-    from latentgen.metrics import EXTRACTOR_FAMILIES, find_extractor, load_extractor, train_extractor
+    from latentgen.features import EXTRACTOR_FAMILIES, find_extractor, load_extractor, train_extractor
     if args.action == "train-extractor":
         if not args.dataset:
             raise UserError(f"metrics train-extractor needs --dataset ({', '.join(EXTRACTOR_FAMILIES)})")
@@ -370,6 +378,7 @@ def _run_name(checkpoint: Path) -> str:
     p = Path(checkpoint).resolve()
     return p.parent.name + ("" if p.stem == "model" else f"-{p.stem}")
 
+# %% ../nbs/09_cli.ipynb #443c1ca5
 def _evaluation_data(args, model):
     """The reference images: `--n` images of the split that did not train the model (the training images recorded in the
     model file are left out), or of the `--holdout N` images cut as `train --holdout N` cut them."""
@@ -416,6 +425,7 @@ def _evaluation_data(args, model):
                         f"use --n {free} or fewer")
     return ImageSubset(full, args.n, args.seed, exclude=train_idx)
 
+# %% ../nbs/09_cli.ipynb #75e8fb71
 def cmd_evaluate(args):
     from latentgen.metrics import fidelity, iwae_nll, reconstruction_error
     t0 = time.perf_counter()
@@ -455,7 +465,7 @@ def cmd_evaluate(args):
             fm["fd"] = fm.pop("fid")
         metrics.update(fm)
     dev = next(model.parameters()).device
-    cond = bool(getattr(model, "conditional", False))   # conditional models take the targets too
+    cond = is_conditional(model)                        # conditional models take the targets too
     if hasattr(model, "reconstruct"):
         say("reconstruction error")
         metrics["reconstruction"] = reconstruction_error(model.reconstruct, ref, device=dev, conditional=cond)

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from torch import nn
 
-from .config import UnsafeFileError, atomic_write_bytes, by_profile, check_seal, safe_torch_load, save_torch
+from .config import by_profile
+from .fileio import UnsafeFileError, atomic_write_bytes, check_seal, safe_torch_load, save_torch
 from .losses import gaussian_kl, gaussian_nll, sigma_vae_log_sigma, sigma_vae_nll, LOG_2PI
 from .nets import ConvDecoder, ConvEncoder
 
@@ -96,6 +97,7 @@ def _check_shapes(path, name: str, config: dict, state: dict):
                  [f"unexpected {', '.join(sorted(set(state) - set(shapes))[:3])}"]
         raise ValueError(f"{path}: its weights do not fit its {name} config ({'; '.join(detail)}); the model was not built")
 
+# %% ../nbs/08_models.ipynb #c5962435
 def load_model(path: str | Path, map_location="cpu") -> nn.Module:
     "Rebuild a model saved by `save_model` (in eval mode); its metadata is in `model.saved_extra`."
     path = Path(path)
@@ -128,7 +130,6 @@ def load_model(path: str | Path, map_location="cpu") -> nn.Module:
 def convert_file(path: str | Path) -> Path:
     """Rewrite a model file or training checkpoint of an older latentgen in the plain format (tensors and plain data).
     This opens `path` with full pickle, so it runs any code the file names: only for files you wrote and trust."""
-    from latentgen.train import _numpy_state_plain
     import numpy as np
     path = Path(path)
     data = Path(path).read_bytes()

@@ -9,8 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import (atomic_write_bytes, barrier, display_path, get_profile, home_root, init_distributed,
-                              is_main_process, safe_torch_load)
+from .config import get_profile
+from .distributed import barrier, init_distributed, is_main_process
+from .fileio import atomic_write_bytes, safe_torch_load
+from .results import display_path, home_root
 
 # %% auto #0
 __all__ = ['runs_root', 'run_facts', 'run_folder', 'run_trainer']

@@ -15,8 +15,10 @@ from torch.utils.data import DataLoader, Dataset
 
 import torch.distributed as dist
 
-from .config import (atomic_write_bytes, barrier, get_device, get_profile, init_distributed, is_main_process,
-                              display_path, home_root, project_root, safe_torch_load, save_torch, seed_everything)
+from .config import get_device, get_profile, seed_everything
+from .distributed import barrier, init_distributed, is_main_process
+from .fileio import atomic_write_bytes, safe_torch_load, save_torch
+from .results import display_path, home_root, project_root
 from .data import ImageTensorDataset, base_indices
 
 # %% auto #0
@@ -875,4 +877,4 @@ class DataParallel(SingleProcess):
         return out
 
 # %% ../nbs/05_train.ipynb #1b677285
-from .runs import runs_root, run_facts, run_folder, run_trainer, _code_digest, _retrain, _SIMPLE  # moved
+from .runs import runs_root, run_facts, run_folder, run_trainer  # moved

@@ -89,7 +89,7 @@ def test_learned_conditional_priors_follow_label_dependent_codes():
 def test_prior_classes_and_files_saved_before_them(tmp_path):
     "Each `prior` is a module; a file whose weights use the old names (flow.*, prior_net.*) loads into it, values intact."
     from latentgen.ch2_cvae_nf import CVAE, DePrior, FlowPrior, PRIORS
-    from latentgen.config import save_torch
+    from latentgen.fileio import save_torch
     from latentgen.models import load_model
     kw = dict(channels=1, image_size=8, label_dim=3, latent_dim=4, width=8, hidden=32, flow_hidden=16, prior_hidden=16)
     for prior in PRIORS:

@@ -63,7 +63,7 @@ def test_cli_fits_the_second_stage_and_samples(tmp_path):
 def test_method_classes_and_files_saved_before_them(tmp_path):
     "`LatentFlowAE(method=...)` builds the method's class; a file in the old format (name 'glf' + method string) loads as it."
     from latentgen.ch3_glf import GLF, RAEGMM, TwoStageVAE, VAEFlowPrior
-    from latentgen.config import save_torch
+    from latentgen.fileio import save_torch
     from latentgen.models import GenerativeModel, TwoStageModel, load_model, save_model
     kw = dict(channels=1, image_size=8, latent_dim=4, width=8, hidden=32, flow_hidden=32, stage2_hidden=8)
     for method, cls in {"glf": GLF, "vae-flow": VAEFlowPrior, "rae-gmm": RAEGMM, "two-stage-vae": TwoStageVAE}.items():
