@@ -19,7 +19,7 @@ def worker(a):
     from latentgen.models import MODELS, build_model
     from latentgen.train import Trainer
     import latentgen.cli as cli
-    cli._load_chapter_modules()
+    cli.load_chapter_modules()
     shape = tuple(a.shape)
     cfg = {**MODELS[a.model].default_config(shape, 10, a.profile), **json.loads(a.set)}
     torch.manual_seed(0)

@@ -56,7 +56,7 @@ def main():
     p.add_argument("--h100-tflops", type=float, default=60.0)
     p.add_argument("--t4-tflops", type=float, default=3.0)
     a = p.parse_args()
-    cli._load_chapter_modules()
+    cli.load_chapter_modules()
     total = {"h100": 0.0, "t4": 0.0}
     print(f"{'chapter':8s} {'GFLOP/image (largest model)':>28s} {'images trained':>15s} {'PFLOP':>8s} "
           f"{'H100 min':>9s} {'T4 min':>8s}")

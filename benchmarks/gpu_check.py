@@ -183,7 +183,7 @@ def main(argv=None):
     steps = a.steps or (3 if tiny else 200)
     if a.out is None and not tiny:            # a GPU run's numbers are kept (and committed with the command)
         a.out = str(Path(__file__).parent / "results" / "gpu_check_cuda.json")
-    cli._load_chapter_modules()
+    cli.load_chapter_modules()
     missing = sorted(set(MODELS) - {r[1] for r in RUNS})
     if missing:
         raise SystemExit(f"registered models that gpu-check does not cover: {missing}")

@@ -14,17 +14,19 @@ from .fileio import atomic_write_bytes, remove_stale_tmp, sealed_json_bytes, sha
 from .results import results_path, save_results
 from .data import DATASETS, ImageSubset, base_indices, data_roots, load_dataset, split_holdout
 from .offline import data_status, prepare_offline
-from .models import MODELS, build_model, config_keys, is_conditional, load_model, nonfinite_tensors, save_model
+from .models import (MODELS, GenerativeModel, LikelihoodModel, Reconstructing, build_model, config_keys,
+    is_conditional, load_model, nonfinite_tensors, save_model)
 
 # %% auto #0
-__all__ = ['SEED_MAX', 'RUN_FILES', 'SAMPLE_BATCH', 'USER_ERRORS', 'UserError', 'cmd_data', 'cmd_models', 'RunLock', 'cmd_train',
-           'cmd_sample', 'cmd_metrics', 'cmd_convert', 'cmd_evaluate', 'cmd_notebook', 'build_parser', 'main']
+__all__ = ['SEED_MAX', 'RUN_FILES', 'SAMPLE_BATCH', 'USER_ERRORS', 'UserError', 'load_chapter_modules', 'cmd_data', 'cmd_models',
+           'RunLock', 'cmd_train', 'cmd_sample', 'cmd_metrics', 'cmd_convert', 'cmd_evaluate', 'cmd_notebook',
+           'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #59a05c27
 class UserError(Exception):
     "A mistake in the command or its inputs (an existing run, a bad option, a missing file): one line, exit status 1."
 
-def _load_chapter_modules():
+def load_chapter_modules():
     "Import latentgen.ch* modules so that their models register themselves."
     for m in pkgutil.iter_modules(latentgen.__path__):
         if m.name.startswith("ch"):
@@ -316,7 +318,7 @@ def cmd_sample(args):
     import math
     import matplotlib.pyplot as plt
     model = load_model(args.checkpoint)
-    if not hasattr(model, "sample"):
+    if not isinstance(model, GenerativeModel):
         raise UserError(f"{model.model_name} has no sample(n) method")
     bad = nonfinite_tensors(model)
     if bad:
@@ -450,7 +452,7 @@ def cmd_evaluate(args):
     metrics, backend, warns = {}, None, []
     if len(ref) < 500:
         warns.append(f"FD and KID on {len(ref)} images are noisy and biased upwards; compare only numbers made with the same --n")
-    if hasattr(model, "sample"):
+    if isinstance(model, GenerativeModel):
         with torch.random.fork_rng(devices=[]):          # a look at the samples that leaves the metric's draws unchanged
             torch.manual_seed(args.seed)
             probe = model.sample(min(len(ref), 64)).float()
@@ -466,10 +468,10 @@ def cmd_evaluate(args):
         metrics.update(fm)
     dev = next(model.parameters()).device
     cond = is_conditional(model)                        # conditional models take the targets too
-    if hasattr(model, "reconstruct"):
+    if isinstance(model, Reconstructing):
         say("reconstruction error")
         metrics["reconstruction"] = reconstruction_error(model.reconstruct, ref, device=dev, conditional=cond)
-    if hasattr(model, "log_weights") and args.iwae_k > 0:
+    if isinstance(model, LikelihoodModel) and args.iwae_k > 0:
         say(f"IWAE NLL with k={args.iwae_k}")
         metrics["iwae"] = iwae_nll(model.log_weights, ref, k=args.iwae_k, device=dev, conditional=cond)
     for w in warns:
@@ -653,7 +655,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def main(argv=None):
     "Entry point of the `latentgen` command: user errors print one line (exit 1) unless --debug; argparse's exit 2."
-    _load_chapter_modules()
+    load_chapter_modules()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)

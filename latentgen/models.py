@@ -19,7 +19,7 @@ from .nets import ConvDecoder, ConvEncoder
 # %% auto #0
 __all__ = ['MODELS', 'register_model', 'build_model', 'config_keys', 'NonFiniteModelError', 'nonfinite_tensors', 'save_model',
            'load_model', 'convert_file', 'GenerativeModel', 'ConditionalModel', 'is_conditional', 'TwoStageModel',
-           'VAE']
+           'Reconstructing', 'LikelihoodModel', 'VAE']
 
 # %% ../nbs/08_models.ipynb #72ecf0b8
 MODELS: dict = {}
@@ -177,6 +177,17 @@ class TwoStageModel:
     def fit_second_stage(self, data, *, epochs: int = 20, batch_size: int = 256, seed: int = 0, **trainer_kwargs):
         "Fit the second stage to the codes of `data` (`trainer_kwargs` go to its `Trainer`, if it has one)."
         raise NotImplementedError
+
+@runtime_checkable
+class Reconstructing(Protocol):
+    "A model with `reconstruct(x)` (conditional ones: `reconstruct(x, y)`): the command line scores its reconstruction error."
+    def reconstruct(self, x, *args): ...
+
+@runtime_checkable
+class LikelihoodModel(Protocol):
+    "A model with `log_weights(x, k)`, importance weights log p(x, z_i) - log q(z_i | x): the command line scores its IWAE bound."
+    def log_weights(self, x, *args, **kwargs): ...
+
 
 # %% ../nbs/08_models.ipynb #d2a87f37
 @register_model("vae")

@@ -2,7 +2,7 @@
 
 # %% ../nbs/05_train.ipynb #1b04f1c4
 from __future__ import annotations
-import hashlib, io, json, math, os, random, signal, threading, time, warnings
+import math, os, random, signal, threading, time, warnings
 from pathlib import Path
 from typing import Callable
 
@@ -15,10 +15,10 @@ from torch.utils.data import DataLoader, Dataset
 
 import torch.distributed as dist
 
-from .config import get_device, get_profile, seed_everything
-from .distributed import barrier, init_distributed, is_main_process
-from .fileio import atomic_write_bytes, safe_torch_load, save_torch
-from .results import display_path, home_root, project_root
+from .config import get_device, seed_everything
+from .distributed import init_distributed
+from .fileio import safe_torch_load, save_torch
+from .results import display_path
 from .data import ImageTensorDataset, base_indices
 
 # %% auto #0

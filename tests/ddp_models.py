@@ -8,7 +8,7 @@ import torch.distributed as dist
 
 import latentgen.cli as cli
 from latentgen.distributed import dist_info
-from latentgen.models import MODELS, build_model, config_keys
+from latentgen.models import MODELS, TwoStageModel, build_model, config_keys
 from latentgen.train import Trainer
 
 VARIANTS = {"glf": [{"method": m} for m in ("glf", "reg-glf", "vae", "vae-flow", "rae-gmm", "two-stage-vae")],
@@ -19,7 +19,7 @@ VARIANTS = {"glf": [{"method": m} for m in ("glf", "reg-glf", "vae", "vae-flow",
 
 
 def main():
-    cli._load_chapter_modules()
+    cli.load_chapter_modules()
     missing = sorted(set(MODELS) - set(VARIANTS))
     if missing:
         raise SystemExit(f"registered models without variants here: {missing}")
@@ -39,7 +39,7 @@ def main():
             m = build_model(name, **cfg)
             t = Trainer(m, seed=0, progress=False, device="cpu")
             t.fit(ds, steps=2, batch_size=8)
-            if getattr(m, "has_second_stage", False):
+            if isinstance(m, TwoStageModel):
                 m.fit_second_stage(ds, batch_size=8, epochs=1, progress=False, device="cpu")
             flat = torch.cat([p.detach().reshape(-1) for p in m.parameters()])
             other = flat.clone(); dist.broadcast(other, src=0)
