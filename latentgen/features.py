@@ -19,8 +19,8 @@ from .fileio import (atomic_write_bytes, load_checked_json, safe_torch_load, sea
 from .data import DatasetNotFoundError, ImageSubset, load_dataset, make_loader, split_holdout
 
 # %% auto #0
-__all__ = ['EXTRACTOR_FAMILIES', 'EXTRACTOR_EPOCHS', 'RANDOM_EXTRACTOR', 'INCEPTION_EXTRACTOR', 'BACKENDS', 'ClassifierNet',
-           'extractor_name', 'extractor_dirs', 'find_extractor', 'load_extractor', 'extractor_splits',
+__all__ = ['EXTRACTOR_FAMILIES', 'EXTRACTOR_EPOCHS', 'FAMILY_LABELS', 'RANDOM_EXTRACTOR', 'INCEPTION_EXTRACTOR', 'BACKENDS',
+           'ClassifierNet', 'extractor_name', 'extractor_dirs', 'find_extractor', 'load_extractor', 'extractor_splits',
            'classifier_accuracy', 'train_extractor', 'ClassifierFeatures', 'RandConvFeatures', 'inception_weights_path',
            'extractor_family', 'metric_backend', 'write_seeded_inception_weights']
 
@@ -31,7 +31,7 @@ EXTRACTOR_FAMILIES = {   # dataset -> classifier config; one family per image fo
     "cifar10": dict(channels=3, size=32, widths=(32, 64, 128), features=256, flip=True, lowres=0.25, shift=3),
 }
 EXTRACTOR_EPOCHS = {"mnist": 12, "fashionmnist": 12, "cifar10": 6}
-_FAMILY_LABELS = {"mnist": "MNIST", "fashionmnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+FAMILY_LABELS = {"mnist": "MNIST", "fashionmnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 
 # %% ../nbs/07a_features.ipynb #9a853b24
 class ClassifierNet(nn.Module):
@@ -353,7 +353,7 @@ def metric_backend(backend: str | None = None, dataset: str | None = None) -> di
                                 f"classifier; {how}set $LATENTGEN_INCEPTION_WEIGHTS, or ask for backend='random' "
                                 "(uncalibrated)")
     _, meta = load_extractor(fam, found)
-    return {"name": extractor_name(fam), "label": f"FD (latentgen {_FAMILY_LABELS[fam]} classifier)",
+    return {"name": extractor_name(fam), "label": f"FD (latentgen {FAMILY_LABELS[fam]} classifier)",
             "weights": str(found), "sha256": meta["sha256"], "held_out_accuracy": meta["held_out_accuracy"],
             "comparable_to_published": False}
 
