@@ -17,8 +17,8 @@ from .fileio import CorruptFileError, UncheckedFileWarning, remove_stale_tmp, sa
 __all__ = ['DATASETS', 'TV_CLASS', 'CIFAR10_CLASSES', 'CELEBA_SPLITS', 'CELEBA_ATTRS', 'to_signed', 'to_unit', 'check_images',
            'DatasetNotFoundError', 'data_roots', 'download_root', 'ImageTensorDataset', 'read_idx', 'write_idx',
            'find_idx', 'load_mnist_like', 'cifar_members', 'load_cifar10', 'make_cifar10_fixture', 'CelebA',
-           'celeba_present', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset', 'base_indices',
-           'split_holdout', 'load_dataset', 'train_test_splits', 'make_loader']
+           'celeba_present', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset', 'balanced_subset',
+           'base_indices', 'split_holdout', 'load_dataset', 'train_test_splits', 'make_loader']
 
 # %% ../nbs/01_data.ipynb #4af87641
 def to_signed(x: torch.Tensor) -> torch.Tensor:
@@ -410,8 +410,10 @@ def load_digits(split: str = "train"):
 # %% ../nbs/01_data.ipynb #9746e25d
 class ImageSubset(Dataset):
     """A recorded, seeded subset of an image dataset: `n` items of a seeded permutation (`complement=True`: all the
-    others), drawn only from the items whose indices are not in `exclude` when it is given."""
-    def __init__(self, base, n: int, seed: int = 0, complement: bool = False, exclude=None):
+    others), drawn only from the items whose indices are not in `exclude` when it is given. `balanced=True`: the
+    permutation is dealt class by class (one item of each class in turn), and the subset keeps that order, so the
+    subset and every prefix of it hold the classes in equal shares (to within one item)."""
+    def __init__(self, base, n: int, seed: int = 0, complement: bool = False, exclude=None, balanced: bool = False):
         pool = torch.arange(len(base))
         if exclude is not None:
             keep = torch.ones(len(base), dtype=torch.bool)
@@ -423,7 +425,11 @@ class ImageSubset(Dataset):
         g = torch.Generator().manual_seed(seed)
         self.base, self.seed, self.complement, self.excluded = base, seed, complement, len(base) - len(pool)
         perm = pool[torch.randperm(len(pool), generator=g)]
-        self.indices = (perm[n:] if complement else perm[:n]).sort().values
+        self.balanced = balanced
+        if balanced:
+            perm = perm[_deal_by_class(torch.as_tensor(base.targets)[perm])]
+        chosen = perm[n:] if complement else perm[:n]
+        self.indices = chosen if balanced else chosen.sort().values
         self.name, self.split = base.name, base.split
         self.targets = base.targets[self.indices]
 
@@ -439,6 +445,8 @@ class ImageSubset(Dataset):
 
     def describe(self) -> dict:
         sub = {"n": len(self), "of": len(self.base), "seed": self.seed}
+        if self.balanced:
+            sub["class_balanced"] = True
         if self.complement:
             sub["complement_of_first"] = len(self.base) - self.excluded - len(self)
         if self.excluded:
@@ -446,6 +454,21 @@ class ImageSubset(Dataset):
         if isinstance(self.base, ImageSubset):
             sub["within"] = self.base.describe()["subset"]
         return {**self.base.describe(), "n": len(self), "subset": sub}
+
+def _deal_by_class(targets: torch.Tensor) -> torch.Tensor:
+    "The order that deals `targets` (in their given order) one class at a time: (rank within its class, position)."
+    if targets.ndim != 1 or targets.is_floating_point():
+        raise ValueError(f"a class-balanced subset needs one integer class per item; this dataset's targets are {tuple(targets.shape)} {targets.dtype}")
+    rank = torch.zeros(len(targets), dtype=torch.long)
+    for k in targets.unique():
+        at = (targets == k).nonzero().view(-1)
+        rank[at] = torch.arange(len(at))
+    return torch.argsort(rank * len(targets) + torch.arange(len(targets)))
+
+def balanced_subset(ds, n: int, seed: int = 0) -> "ImageSubset":
+    """`n` items of `ds` with the classes in equal shares (to within one item) in every prefix, seeded: the evaluation
+    subset wherever a chapter would take "the first n" (a test split sorted by class gives two classes)."""
+    return ImageSubset(ds, n, seed, balanced=True)
 
 def base_indices(ds) -> tuple:
     "The dataset under any `ImageSubset` layers of `ds`, and the indices of `ds`'s items in it."
