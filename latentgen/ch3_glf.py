@@ -167,11 +167,12 @@ class LatentFlowAE(nn.Module):
                  rae_weight: float = 0.1,  # λ of eq. (8)
                  gmm_components: int = 10, stage2_hidden: int = 1024, stage2_layers: int = 3,  # second stages
                  rec_loss: str = "mse",    # 'mse' or 'perceptual' (not with the VAE methods)
-                 lr: float = 1e-3, flow_lr: float = 1e-3):
+                 lr: float = 1e-3, flow_lr: float = 1e-3,
+                 gamma_lr: float | None = None):  # log γ's own learning rate (None: the autoencoder's)
         super().__init__()
         self.check_options(learn_variance, rec_loss, beta)
         self.latent_dim, self.beta, self.rae_weight = latent_dim, beta, rae_weight
-        self.lr, self.flow_lr, self.rec_loss, self.n_pixels = lr, flow_lr, rec_loss, channels * image_size ** 2
+        self.lr, self.flow_lr, self.gamma_lr, self.rec_loss, self.n_pixels = lr, flow_lr, gamma_lr, rec_loss, channels * image_size ** 2
         self.learn_variance = learn_variance or self.learned_gamma
         self.encoder = ConvEncoder(channels, image_size, (2 if self.variational else 1) * latent_dim, width, hidden)
         self.decoder = ConvDecoder(latent_dim, channels, image_size, width, hidden, out_activation="sigmoid")
@@ -188,7 +189,8 @@ def default_config(cls: LatentFlowAE, image_shape, num_classes=None, profile=Non
     c, s, _ = image_shape
     return {"channels": c, "image_size": s, "latent_dim": 20 if c == 1 else 64, "flow_hidden": 64 if c == 1 else 256,
             "width": by_profile(32, 64, profile, gpu="paper"), "hidden": by_profile(512, 1024, profile, gpu="paper"),
-            "stage2_hidden": by_profile(256, 1024, profile, gpu="paper")}
+            "stage2_hidden": by_profile(256, 1024, profile, gpu="paper"),
+            "gamma_lr": by_profile(2e-2, None, profile, gpu="paper")}     # quick: log γ must be able to move in ~200 steps
 
 @patch
 def complete_config(self: LatentFlowAE, config: dict) -> dict:
@@ -201,9 +203,13 @@ def build_code_model(self: LatentFlowAE, **kwargs):
 
 @patch
 def configure_optimizers(self: LatentFlowAE):
-    "The GLF code's optimisers: Adam 1e-3 for the AE; Adam 1e-3, betas (0.8, 0.9), eps 1e-6, wd 2e-5 for the flow."
-    ae = [p for n, p in self.named_parameters() if not n.startswith(("flow.", "stage2."))]
-    opts = {"loss": torch.optim.Adam(ae, lr=self.lr)}
+    """The GLF code's optimisers: Adam 1e-3 for the AE (log γ in its own group, at `gamma_lr` when given); Adam 1e-3,
+    betas (0.8, 0.9), eps 1e-6, wd 2e-5 for the flow."""
+    ae = [p for n, p in self.named_parameters() if not n.startswith(("flow.", "stage2.")) and n != "log_gamma"]
+    groups = [{"params": ae}]
+    if self.log_gamma is not None:                              # registered last: the same order as one group
+        groups.append({"params": [self.log_gamma], **({"lr": self.gamma_lr} if self.gamma_lr else {})})
+    opts = {"loss": torch.optim.Adam(groups, lr=self.lr)}
     if self.flow is not None:
         opts["nll"] = torch.optim.Adam(self.flow.parameters(), lr=self.flow_lr, betas=(0.8, 0.9), eps=1e-6,
                                        weight_decay=2e-5)

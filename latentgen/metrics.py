@@ -147,7 +147,8 @@ def rankable(a: float, b: float, rows: dict, key: str = "fid") -> bool:
 # %% ../nbs/07_metrics.ipynb #61a8526a
 @torch.no_grad()
 def class_fidelity(samples, labels=None, *, dataset: str, batch_size: int = 500, splits: int = 10) -> dict:
-    "Eq. (2) with the latentgen classifier of `dataset`: `accuracy` (samples classified as `labels`) and the classifier's Inception Score `is`."
+    """Eq. (2) with the latentgen classifier of `dataset`: `accuracy` (samples classified as `labels`), the classifier's
+    Inception Score `is`, and the class it assigns most often with its share (`top_class`, `top_class_share`)."""
     fam = extractor_family(dataset)
     if fam not in EXTRACTOR_FAMILIES:
         raise ValueError(f"class fidelity needs a latentgen classifier; no family for {dataset!r} "
@@ -164,8 +165,11 @@ def class_fidelity(samples, labels=None, *, dataset: str, batch_size: int = 500,
     out = {"is": isc["inception_score_mean"], "is_std": isc["inception_score_std"], "n": len(imgs),
            "classifier": extractor_name(fam), "classifier_sha256": ext.meta["sha256"],
            "classifier_held_out_accuracy": ext.meta["held_out_accuracy"]}
+    pred = logits.argmax(1)
+    share = pred.bincount(minlength=logits.shape[1]).float() / len(pred)
+    out.update(top_class=int(share.argmax()), top_class_share=float(share.max()))   # one class for every label: no conditioning
     if labels is not None:
-        out["accuracy"] = (logits.argmax(1) == torch.as_tensor(labels).view(-1)).float().mean().item()
+        out["accuracy"] = (pred == torch.as_tensor(labels).view(-1)).float().mean().item()
     return out
 
 # %% ../nbs/07_metrics.ipynb #8b10edd1
