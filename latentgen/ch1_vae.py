@@ -16,14 +16,15 @@ from .nets import PatchGAN, ResNetDecoder, ResNetEncoder
 
 # %% auto #0
 __all__ = ['AUTHORS_SHAPE', 'balanced_weights', 'aggregate_posterior_kl', 'variance_regularizer', 'moment_matched_kl',
-           'aggregate_kl_mc', 'adversarial_losses', 'RiveraVAE']
+           'aggregate_kl_mc', 'aggregate_gaussian', 'full_moment_matched_kl', 'adversarial_losses', 'RiveraVAE']
 
 # %% ../nbs/ch1_vae.ipynb #c481609e
 AUTHORS_SHAPE = (3, 256, 256)      # CelebA-HQ as the authors train it (INPUT_DIM = (256, 256, 3))
 
 def balanced_weights(image_shape, rec_weight: float = 5000.0, adv_weight: float = 100.0, ref_shape=AUTHORS_SHAPE) -> dict:
-    """Eq. (11a): the reconstruction and adversarial weights that keep the authors' per-image balance against the KL
-    terms for images of `image_shape` (C, H, W), and the implied Laplace scale b = D / rec_weight (data in [-1, 1])."""
+    """Eq. (11a): the reconstruction and adversarial weights that keep the authors' per-pixel Laplace scale
+    b = D / rec_weight (data in [-1, 1]) for images of `image_shape` (C, H, W), and that b. Per image the reconstruction
+    term is then D / D_ref times the authors' against KL terms of unchanged size: the per-image balance is not kept."""
     d, d_ref = math.prod(image_shape), math.prod(ref_shape)
     if d <= 0:
         raise ValueError(f"image_shape must be positive, got {tuple(image_shape)}")
@@ -75,6 +76,23 @@ def aggregate_kl_mc(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 200
     mean_kl = gaussian_kl(mu, logvar).mean().item()
     return {"kl": kl, "se": se, "mean_kl_per_image": mean_kl, "information": mean_kl - kl, "log_n": math.log(n),
             "n_samples": n_samples}
+
+# %% ../nbs/ch1_vae.ipynb #f1181d3c
+def aggregate_gaussian(mu: torch.Tensor, logvar: torch.Tensor):
+    """Mean `[d]` and full covariance `[d, d]` (float64) of the mixture of N(mu_i, exp(logvar_i)), `[N, d]` each:
+    m and Cov_i(mu_i) + diag(mean_i sigma_i^2), the Gaussian q_F of eq. (9e)."""
+    if mu.dim() != 2 or mu.shape != logvar.shape or len(mu) < 2:
+        raise ValueError(f"need posterior means and log-variances of equal shape [N >= 2, d], got {tuple(mu.shape)}, {tuple(logvar.shape)}")
+    mu = mu.double()
+    m = mu.mean(0)
+    c = mu - m
+    return m, c.T @ c / len(mu) + torch.diag(logvar.double().exp().mean(0))
+
+def full_moment_matched_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Eq. (9e): KL( N(m, Sigma) || N(0, I) ) for the mixture's mean and full covariance (`aggregate_gaussian`): a lower
+    bound on the aggregate KL at least as tight as (9a); the excess over (9a) is correlation between dimensions."""
+    m, cov = aggregate_gaussian(mu, logvar)
+    return 0.5 * (cov.trace() + m @ m - len(m) - torch.logdet(cov))
 
 # %% ../nbs/ch1_vae.ipynb #ec8dcb8d
 def adversarial_losses(disc: nn.Module, x: torch.Tensor, x_hat: torch.Tensor):
