@@ -103,5 +103,6 @@ def run_trainer(model: nn.Module, data, *, chapter: str, dataset: str, method: s
     t.run_status = ("trained from step 0" if before is None else
                     "loaded: the run had finished, nothing was trained" if t.step == before else f"resumed from step {before}")
     t.wall_time_s = t.train_time_s       # the run's training time, whichever session did the work
-    t._say(f"{t.desc}: {t.run_status} ({display_path(folder)})")
+    if before is not None:                # a fresh run was announced by fit ("no checkpoint ...; starting from step 0")
+        t._say(f"{t.desc}: {t.run_status} ({display_path(folder)})")
     return t
