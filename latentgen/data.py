@@ -17,8 +17,8 @@ from .fileio import CorruptFileError, UncheckedFileWarning, remove_stale_tmp, sa
 __all__ = ['DATASETS', 'TV_CLASS', 'CIFAR10_CLASSES', 'CELEBA_SPLITS', 'CELEBA_ATTRS', 'to_signed', 'to_unit', 'check_images',
            'DatasetNotFoundError', 'data_roots', 'download_root', 'ImageTensorDataset', 'read_idx', 'write_idx',
            'find_idx', 'load_mnist_like', 'cifar_members', 'load_cifar10', 'make_cifar10_fixture', 'CelebA',
-           'celeba_present', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset', 'balanced_subset',
-           'base_indices', 'split_holdout', 'load_dataset', 'train_test_splits', 'make_loader']
+           'celeba_present', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset', 'base_indices',
+           'split_holdout', 'load_dataset', 'balanced_subset', 'train_test_splits', 'make_loader']
 
 # %% ../nbs/01_data.ipynb #4af87641
 def to_signed(x: torch.Tensor) -> torch.Tensor:
@@ -455,21 +455,8 @@ class ImageSubset(Dataset):
             sub["within"] = self.base.describe()["subset"]
         return {**self.base.describe(), "n": len(self), "subset": sub}
 
-def _deal_by_class(targets: torch.Tensor) -> torch.Tensor:
-    "The order that deals `targets` (in their given order) one class at a time: (rank within its class, position)."
-    if targets.ndim != 1 or targets.is_floating_point():
-        raise ValueError(f"a class-balanced subset needs one integer class per item; this dataset's targets are {tuple(targets.shape)} {targets.dtype}")
-    rank = torch.zeros(len(targets), dtype=torch.long)
-    for k in targets.unique():
-        at = (targets == k).nonzero().view(-1)
-        rank[at] = torch.arange(len(at))
-    return torch.argsort(rank * len(targets) + torch.arange(len(targets)))
 
-def balanced_subset(ds, n: int, seed: int = 0) -> "ImageSubset":
-    """`n` items of `ds` with the classes in equal shares (to within one item) in every prefix, seeded: the evaluation
-    subset wherever a chapter would take "the first n" (a test split sorted by class gives two classes)."""
-    return ImageSubset(ds, n, seed, balanced=True)
-
+# %% ../nbs/01_data.ipynb #799df7a2
 def base_indices(ds) -> tuple:
     "The dataset under any `ImageSubset` layers of `ds`, and the indices of `ds`'s items in it."
     idx = torch.arange(len(ds))
@@ -482,6 +469,7 @@ def split_holdout(ds, n_holdout: int, seed: int = 0):
     if not 0 < n_holdout < len(ds):
         raise ValueError(f"the held-out part must have 1..{len(ds) - 1} items, got {n_holdout}")
     return ImageSubset(ds, len(ds) - n_holdout, seed), ImageSubset(ds, len(ds) - n_holdout, seed, complement=True)
+
 
 # %% ../nbs/01_data.ipynb #cc4132f8
 def load_dataset(name: str, split: str = "train", root=None, download: bool | None = None,
@@ -501,6 +489,23 @@ def load_dataset(name: str, split: str = "train", root=None, download: bool | No
         imgs = F.interpolate(imgs, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
         ds.images = (imgs.clamp(0, 1) * 255).round().to(torch.uint8)
     return ImageSubset(ds, subset, seed) if subset is not None else ds
+
+# %% ../nbs/01_data.ipynb #e29c5ee4
+def _deal_by_class(targets: torch.Tensor) -> torch.Tensor:
+    "The order that deals `targets` (in their given order) one class at a time: (rank within its class, position)."
+    if targets.ndim != 1 or targets.is_floating_point():
+        raise ValueError(f"a class-balanced subset needs one integer class per item; this dataset's targets are {tuple(targets.shape)} {targets.dtype}")
+    rank = torch.zeros(len(targets), dtype=torch.long)
+    for k in targets.unique():
+        at = (targets == k).nonzero().view(-1)
+        rank[at] = torch.arange(len(at))
+    return torch.argsort(rank * len(targets) + torch.arange(len(targets)))
+
+def balanced_subset(ds, n: int, seed: int = 0) -> "ImageSubset":
+    """`n` items of `ds` with the classes in equal shares (to within one item) in every prefix, seeded: the evaluation
+    subset wherever a chapter would take "the first n" (a test split sorted by class gives two classes)."""
+    return ImageSubset(ds, n, seed, balanced=True)
+
 
 # %% ../nbs/01_data.ipynb #d424f61e
 def train_test_splits(name: str, profile: str | None = None, seed: int = 0, n_train: int = 9000, n_test: int = 1000,
