@@ -427,9 +427,29 @@ def _evaluation_data(args, model):
                         f"use --n {free} or fewer")
     return ImageSubset(full, args.n, args.seed, exclude=train_idx)
 
+# %% ../nbs/09_cli.ipynb #5a1cbc55
+def _sample_metrics(model, ref, args, say, warns: list) -> tuple:
+    """FD (FID with InceptionV3), KID, precision and recall of `model`'s samples against `ref`, and the backend that
+    made them; a warning is added to `warns` when every sample is the same image."""
+    from latentgen.metrics import fidelity
+    with torch.random.fork_rng(devices=[]):          # a look at the samples that leaves the metric's draws unchanged
+        torch.manual_seed(args.seed)
+        probe = model.sample(min(len(ref), 64)).float()
+    constant = float(probe.std(0).max()) < 1e-6
+    if constant:
+        warns.append("every sample is the same image (zero variance across samples): the model has collapsed")
+    say(f"sample metrics on {len(ref)} samples against {len(ref)} reference images")
+    torch.manual_seed(args.seed)
+    fm = fidelity(model.sample, ref, n_samples=len(ref), backend=args.backend)
+    backend = fm.pop("backend")
+    if "inception" not in backend:      # only InceptionV3 distances are FIDs; the others are FDs in named features
+        fm["fd"] = fm.pop("fid")
+    return {"constant_samples": constant, **fm}, backend
+
+
 # %% ../nbs/09_cli.ipynb #75e8fb71
 def cmd_evaluate(args):
-    from latentgen.metrics import fidelity, iwae_nll, reconstruction_error
+    from latentgen.metrics import iwae_nll, reconstruction_error
     t0 = time.perf_counter()
     device = get_device(args.device)
     model = load_model(args.checkpoint)
@@ -453,18 +473,7 @@ def cmd_evaluate(args):
     if len(ref) < 500:
         warns.append(f"FD and KID on {len(ref)} images are noisy and biased upwards; compare only numbers made with the same --n")
     if isinstance(model, GenerativeModel):
-        with torch.random.fork_rng(devices=[]):          # a look at the samples that leaves the metric's draws unchanged
-            torch.manual_seed(args.seed)
-            probe = model.sample(min(len(ref), 64)).float()
-        if float(probe.std(0).max()) < 1e-6:
-            warns.append("every sample is the same image (zero variance across samples): the model has collapsed")
-        metrics["constant_samples"] = float(probe.std(0).max()) < 1e-6
-        say(f"sample metrics on {len(ref)} samples against {len(ref)} reference images")
-        torch.manual_seed(args.seed)
-        fm = fidelity(model.sample, ref, n_samples=len(ref), backend=args.backend)
-        backend = fm.pop("backend")
-        if "inception" not in backend:      # only InceptionV3 distances are FIDs; the others are FDs in named features
-            fm["fd"] = fm.pop("fid")
+        fm, backend = _sample_metrics(model, ref, args, say, warns)
         metrics.update(fm)
     dev = next(model.parameters()).device
     cond = is_conditional(model)                        # conditional models take the targets too
