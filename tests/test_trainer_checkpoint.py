@@ -1,5 +1,6 @@
 """A checkpoint written by the fit loop before it became a core plus callbacks (commit 34b43ec) resumes with today's
-loop to the same numbers, bit for bit (fixture: tests/fixtures/make_trainer_checkpoint.py)."""
+loop to the same numbers, bit for bit under the torch version and CPU kernels that wrote the fixture, to float32
+rounding under others (fixture: tests/fixtures/make_trainer_checkpoint.py, which records both)."""
 import json, shutil
 from pathlib import Path
 
@@ -35,7 +36,12 @@ def test_a_checkpoint_of_the_old_loop_resumes_to_the_old_numbers(tmp_path):
     t = Trainer(m, ckpt_path=tmp_path / "a.ckpt", **trainer_kwargs())
     t.fit(load_dataset("digits", "train"), steps=30, batch_size=100, resume=True)
     got = [repr(float(v)) for v in t.history.series("loss")[1][-10:]]
-    assert got == want["losses_21_30"]
-    assert repr(float(sum(p.detach().double().sum() for p in m.parameters()))) == want["weight_sum"]
-    assert repr(float(sum(p.detach().double().sum() for p in t.ema_model.parameters()))) == want["ema_sum"]
+    weights = repr(float(sum(p.detach().double().sum() for p in m.parameters())))
+    ema = repr(float(sum(p.detach().double().sum() for p in t.ema_model.parameters())))
     assert t.grad_skipped == want["skipped"]
+    if (torch.__version__, torch.backends.cpu.get_cpu_capability()) == (want["torch"], want["cpu_capability"]):
+        assert (got, weights, ema) == (want["losses_21_30"], want["weight_sum"], want["ema_sum"])     # bit for bit
+    else:   # another torch or CPU kernel: the same computation up to float32 rounding (a lost step or RNG state is ~1e-3)
+        torch.testing.assert_close(torch.tensor([float(v) for v in got]), torch.tensor([float(v) for v in want["losses_21_30"]]),
+                                   rtol=1e-5, atol=0)
+        assert abs(float(weights) - float(want["weight_sum"])) < 1e-5 and abs(float(ema) - float(want["ema_sum"])) < 1e-5
