@@ -2,6 +2,7 @@
 
 # %% ../nbs/07_metrics.ipynb #9bd84d56
 from __future__ import annotations
+import math
 import tempfile
 
 import torch
@@ -18,7 +19,8 @@ from .losses import bits_per_dim, iwae_bound
 
 # %% auto #0
 __all__ = ['FLOOR_ROWS', 'STRUCTURELESS', 'draw_samples', 'fidelity', 'degraded_copies', 'ranks_as_expected', 'floor_rows',
-           'floor_level', 'at_floor', 'rankable', 'class_fidelity', 'reconstruction_error', 'iwae_nll']
+           'floor_level', 'at_floor', 'rankable', 'class_fidelity', 'wilson_interval', 'reconstruction_error',
+           'iwae_nll']
 
 # %% ../nbs/07_metrics.ipynb #4392a8d1
 class _Uint8RGB(Dataset):
@@ -171,6 +173,16 @@ def class_fidelity(samples, labels=None, *, dataset: str, batch_size: int = 500,
     if labels is not None:
         out["accuracy"] = (pred == torch.as_tensor(labels).view(-1)).float().mean().item()
     return out
+
+# %% ../nbs/07_metrics.ipynb #efbf766c
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple:
+    "Eq. (3): the Wilson score interval (low, high) of a share `p` observed in `n` trials."
+    if n < 1 or not 0 <= p <= 1:
+        raise ValueError(f"need a share in [0, 1] of n >= 1 trials, got p={p}, n={n}")
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)          # clipped: rounding puts p = 0 at -3e-17
+
 
 # %% ../nbs/07_metrics.ipynb #8b10edd1
 def _move(t, device):
