@@ -207,11 +207,12 @@ def reconstruction_error(reconstruct, data, *, n: int | None = None, batch_size:
 
 @torch.no_grad()
 def iwae_nll(log_weights, data, *, k: int = 100, batch_size: int = 64, n: int | None = None, device=None,
-             conditional: bool = False) -> dict:
+             conditional: bool = False, per_image: bool = False) -> dict:
     """Negative importance-weighted bound (nats per image and bits/dim) from `log_weights(x, k) -> [k, B]`
-    (`log_weights(x, target, k)` with `conditional=True`)."""
+    (`log_weights(x, target, k)` with `conditional=True`); `per_image=True` adds each image's bound (`nll_per_image`),
+    for paired comparisons of two models on the same images."""
     loader = make_loader(data, batch_size)
-    total, count, dims = 0.0, 0, None
+    total, count, dims, each = 0.0, 0, None, []
     for x, *rest in loader:
         if n is not None and count >= n:
             break
@@ -219,9 +220,13 @@ def iwae_nll(log_weights, data, *, k: int = 100, batch_size: int = 64, n: int | 
         lw = log_weights(x, t, k) if conditional else log_weights(x, k)
         if lw.shape != (k, len(x)):
             raise ValueError(f"log_weights must return shape [k={k}, batch={len(x)}], got {tuple(lw.shape)}")
-        total += -iwae_bound(lw, 0).sum().item(); count += len(x); dims = x[0].numel()
+        bound = -iwae_bound(lw, 0)
+        total += bound.sum().item(); count += len(x); dims = x[0].numel()
+        if per_image:
+            each.append(bound.detach().cpu())
     nll = total / count
-    return {"nll_nats": nll, "bpd": bits_per_dim(nll, dims), "k": k, "n": count}
+    return {"nll_nats": nll, "bpd": bits_per_dim(nll, dims), "k": k, "n": count,
+            **({"nll_per_image": torch.cat(each)} if per_image else {})}
 
 # %% ../nbs/07_metrics.ipynb #a1b2c3d5
 def __getattr__(name: str):
