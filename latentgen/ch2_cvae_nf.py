@@ -267,12 +267,15 @@ def reconstruct(self: CVAE, x, target):
 # %% ../nbs/ch2_cvae_nf.ipynb #a842a1ef
 @patch
 @torch.no_grad()
-def log_weights(self: CVAE, x, target, k: int):
+def log_weights(self: CVAE, x, target, k: int, log_sigma: float | None = None):
     """log P(x | z_k, y) + log p(z_k | y) - log q(z_k | x, y), `[k, B]`: the decoder's Gaussian, with sigma fixed at
-    its training estimate, discretised to the 8-bit bins of x (eq. 12), so that the likelihood is a probability."""
+    its training estimate (or at `log_sigma`, in [0, 1] units: one common sigma for models compared), discretised to
+    the 8-bit bins of x (eq. 12), so that the likelihood is a probability."""
     y = self.labels(target)
     mu, logvar = self.encode(x, y)
-    log_sigma = torch.as_tensor(self.fixed_log_sigma if self.decoder_kind == "fixed" else float(self.log_sigma))
+    if log_sigma is None:
+        log_sigma = self.fixed_log_sigma if self.decoder_kind == "fixed" else float(self.log_sigma)
+    log_sigma = torch.as_tensor(float(log_sigma))
     out = []
     for _ in range(k):
         eps = torch.randn_like(mu)

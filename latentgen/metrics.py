@@ -2,6 +2,7 @@
 
 # %% ../nbs/07_metrics.ipynb #9bd84d56
 from __future__ import annotations
+import math
 import tempfile
 
 import torch
@@ -18,7 +19,8 @@ from .losses import bits_per_dim, iwae_bound
 
 # %% auto #0
 __all__ = ['FLOOR_ROWS', 'STRUCTURELESS', 'draw_samples', 'fidelity', 'degraded_copies', 'ranks_as_expected', 'floor_rows',
-           'floor_level', 'at_floor', 'rankable', 'class_fidelity', 'reconstruction_error', 'iwae_nll']
+           'floor_level', 'at_floor', 'rankable', 'class_fidelity', 'wilson_interval', 'reconstruction_error',
+           'iwae_nll']
 
 # %% ../nbs/07_metrics.ipynb #4392a8d1
 class _Uint8RGB(Dataset):
@@ -172,6 +174,16 @@ def class_fidelity(samples, labels=None, *, dataset: str, batch_size: int = 500,
         out["accuracy"] = (pred == torch.as_tensor(labels).view(-1)).float().mean().item()
     return out
 
+# %% ../nbs/07_metrics.ipynb #efbf766c
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple:
+    "Eq. (3): the Wilson score interval (low, high) of a share `p` observed in `n` trials."
+    if n < 1 or not 0 <= p <= 1:
+        raise ValueError(f"need a share in [0, 1] of n >= 1 trials, got p={p}, n={n}")
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)          # clipped: rounding puts p = 0 at -3e-17
+
+
 # %% ../nbs/07_metrics.ipynb #8b10edd1
 def _move(t, device):
     return t.to(device) if device is not None and isinstance(t, torch.Tensor) else t
@@ -195,11 +207,12 @@ def reconstruction_error(reconstruct, data, *, n: int | None = None, batch_size:
 
 @torch.no_grad()
 def iwae_nll(log_weights, data, *, k: int = 100, batch_size: int = 64, n: int | None = None, device=None,
-             conditional: bool = False) -> dict:
+             conditional: bool = False, per_image: bool = False) -> dict:
     """Negative importance-weighted bound (nats per image and bits/dim) from `log_weights(x, k) -> [k, B]`
-    (`log_weights(x, target, k)` with `conditional=True`)."""
+    (`log_weights(x, target, k)` with `conditional=True`); `per_image=True` adds each image's bound (`nll_per_image`),
+    for paired comparisons of two models on the same images."""
     loader = make_loader(data, batch_size)
-    total, count, dims = 0.0, 0, None
+    total, count, dims, each = 0.0, 0, None, []
     for x, *rest in loader:
         if n is not None and count >= n:
             break
@@ -207,9 +220,13 @@ def iwae_nll(log_weights, data, *, k: int = 100, batch_size: int = 64, n: int | 
         lw = log_weights(x, t, k) if conditional else log_weights(x, k)
         if lw.shape != (k, len(x)):
             raise ValueError(f"log_weights must return shape [k={k}, batch={len(x)}], got {tuple(lw.shape)}")
-        total += -iwae_bound(lw, 0).sum().item(); count += len(x); dims = x[0].numel()
+        bound = -iwae_bound(lw, 0)
+        total += bound.sum().item(); count += len(x); dims = x[0].numel()
+        if per_image:
+            each.append(bound.detach().cpu())
     nll = total / count
-    return {"nll_nats": nll, "bpd": bits_per_dim(nll, dims), "k": k, "n": count}
+    return {"nll_nats": nll, "bpd": bits_per_dim(nll, dims), "k": k, "n": count,
+            **({"nll_per_image": torch.cat(each)} if per_image else {})}
 
 # %% ../nbs/07_metrics.ipynb #a1b2c3d5
 def __getattr__(name: str):
