@@ -295,7 +295,12 @@ def inception_weights_path() -> str | None:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / _INCEPTION_FILE
     return str(cached) if cached.is_file() else None
 
+_DOWNLOAD_FAILED = False      # one failed try per process: an offline machine is not asked again at every metric
+
 def _try_download_inception(timeout: float = 20.0) -> str | None:
+    global _DOWNLOAD_FAILED
+    if _DOWNLOAD_FAILED:
+        return None
     from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
@@ -303,6 +308,7 @@ def _try_download_inception(timeout: float = 20.0) -> str | None:
         torch.hub.load_state_dict_from_url(URL_INCEPTION_V3, progress=False)
         return inception_weights_path()
     except Exception:
+        _DOWNLOAD_FAILED = True
         return None
     finally:
         socket.setdefaulttimeout(old)
