@@ -118,7 +118,7 @@ def test_nbval_skips_exactly_the_eval_false_cells():
 
 # import name -> distribution, for the third-party modules the notebooks may import after a plain install
 _DISTS = {"torch": "torch", "torchvision": "torchvision", "normflows": "normflows", "torch_fidelity": "torch-fidelity",
-          "matplotlib": "matplotlib", "numpy": "numpy", "sklearn": "scikit-learn", "tqdm": "tqdm", "PIL": "pillow",
+          "matplotlib": "matplotlib", "numpy": "numpy", "sklearn": "scikit-learn", "scipy": "scipy", "tqdm": "tqdm", "PIL": "pillow",
           "fastcore": "fastcore", "nbclient": "nbclient", "nbformat": "nbformat"}
 
 
