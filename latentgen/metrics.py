@@ -18,9 +18,9 @@ from .features import EXTRACTOR_FAMILIES, RANDOM_EXTRACTOR, extractor_family, ex
 from .losses import bits_per_dim, iwae_bound
 
 # %% auto #0
-__all__ = ['FLOOR_ROWS', 'STRUCTURELESS', 'draw_samples', 'fidelity', 'degraded_copies', 'ranks_as_expected', 'floor_rows',
-           'floor_level', 'at_floor', 'rankable', 'class_fidelity', 'wilson_interval', 'reconstruction_error',
-           'iwae_nll']
+__all__ = ['FLOOR_ROWS', 'QUALITY_MARKERS', 'STRUCTURELESS', 'draw_samples', 'fidelity', 'shuffle_pixels', 'degraded_copies',
+           'ranks_as_expected', 'floor_rows', 'floor_level', 'at_floor', 'rankable', 'class_fidelity',
+           'wilson_interval', 'reconstruction_error', 'iwae_nll']
 
 # %% ../nbs/07_metrics.ipynb #4392a8d1
 class _Uint8RGB(Dataset):
@@ -97,15 +97,19 @@ def fidelity(samples, reference, *, dataset: str | None = None, n_samples: int |
     return out
 
 # %% ../nbs/07_metrics.ipynb #ec48b686
+def shuffle_pixels(x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+    "Images `x` (n, c, h, w) with their pixel positions permuted, a new permutation per image, the same for every channel."
+    n, c, h, w = x.shape
+    perm = torch.argsort(torch.rand(n, h * w, generator=g), dim=1).unsqueeze(1).expand(-1, c, -1)
+    return x.flatten(2).gather(2, perm).view_as(x)
+
 def degraded_copies(x: torch.Tensor, seed: int = 0) -> dict:
     "Named degradations of images `x` in [0, 1], from mild to destroyed, for calibrating a sample metric."
     g = torch.Generator().manual_seed(seed)
-    n, c, h, w = x.shape
-    perm = torch.argsort(torch.rand(n, h * w, generator=g), dim=1).unsqueeze(1).expand(-1, c, -1)
     return {"real, held out": x,
             "lightly blurred (Gaussian, sigma 0.7 px)": TF.gaussian_blur(x, 3, 0.7),
             "heavily blurred (Gaussian, sigma 1.5 px)": TF.gaussian_blur(x, 9, 1.5),
-            "pixels shuffled within each image": x.flatten(2).gather(2, perm).view_as(x),
+            "pixels shuffled within each image": shuffle_pixels(x, g),
             "uniform noise": torch.rand(x.shape, generator=g),
             "constant black": torch.zeros_like(x), "constant mid-grey": torch.full_like(x, 0.5),
             "constant white": torch.ones_like(x)}
@@ -117,7 +121,10 @@ def ranks_as_expected(fd: dict, strict: bool = False) -> bool:
     return v[0] < v[1] < v[2] < min(v[3:]) and (not strict or v[3] < min(v[4:]))
 
 # %% ../nbs/07_metrics.ipynb #572259cd
-FLOOR_ROWS = ("real, disjoint", "blurred 1 px", "blurred 2 px", "flat colour per image", "black", "uniform noise")
+FLOOR_ROWS = ("real, disjoint", "blurred 1 px", "blurred 2 px", "flat colour per image", "pixels shuffled", "black",
+              "uniform noise")
+QUALITY_MARKERS = ("blurred 1 px", "blurred 2 px")  # structure kept, detail lost: printed beside the floor, not in it
+STRUCTURELESS = ("flat colour per image", "pixels shuffled", "black", "uniform noise")   # no layout: the floor is the lowest
 
 def floor_rows(real, reference, *, seed: int = 0, **fidelity_kw) -> dict:
     """Sample distances of reference-like image sets against `reference`, at its resolution and the size of `real`
@@ -128,13 +135,11 @@ def floor_rows(real, reference, *, seed: int = 0, **fidelity_kw) -> dict:
     sets = {"real, disjoint": real, "blurred 1 px": TF.gaussian_blur(real, 5, 1.0),
             "blurred 2 px": TF.gaussian_blur(real, 9, 2.0),
             "flat colour per image": real.mean((2, 3), keepdim=True).expand_as(real).contiguous(),
-            "black": torch.zeros_like(real), "uniform noise": torch.rand(real.shape, generator=g)}
+            "pixels shuffled": shuffle_pixels(real, g), "black": torch.zeros_like(real), "uniform noise": torch.rand(real.shape, generator=g)}
     return {k: fidelity(v, reference, **fidelity_kw) for k, v in sets.items()}
 
-STRUCTURELESS = FLOOR_ROWS[2:]         # the rows without the images' structure: the floor is the lowest of them
-
 def floor_level(rows: dict, key: str = "fid") -> float:
-    "The floor of a table: the lowest distance of the `STRUCTURELESS` rows of `floor_rows` (all four must be there)."
+    "The floor of a table: the lowest distance of the `STRUCTURELESS` rows of `floor_rows` (all of them must be there)."
     val = lambda r: float(r[key] if isinstance(r, dict) else r)
     return min(val(rows[k]) for k in STRUCTURELESS)
 

@@ -117,13 +117,16 @@ def test_cli_trains_an_extractor(tmp_path, capsys):
 
 
 def test_floor_is_the_lowest_structureless_row_and_both_at_floor_cannot_be_ranked():
-    from latentgen.metrics import FLOOR_ROWS, at_floor, floor_level, rankable
-    rows = dict(zip(FLOOR_ROWS, [{"fid": v} for v in (1.2, 35.0, 299.0, 2160.0, 181.0, 6130.0)]))   # MNIST-like: black lowest
+    from latentgen.metrics import FLOOR_ROWS, QUALITY_MARKERS, STRUCTURELESS, at_floor, floor_level, rankable
+    assert set(QUALITY_MARKERS) == {"blurred 1 px", "blurred 2 px"} and not set(QUALITY_MARKERS) & set(STRUCTURELESS)
+    rows = dict(zip(FLOOR_ROWS, [{"fid": v} for v in (1.2, 35.0, 299.0, 2160.0, 900.0, 181.0, 6130.0)]))   # MNIST-like: black lowest
     assert floor_level(rows) == 181.0
     assert at_floor(181.0, rows) and at_floor(250.0, rows) and not at_floor(120.0, rows)
     assert rankable(120.0, 285.0, rows) and not rankable(198.0, 285.0, rows)
-    rows["blurred 2 px"] = {"fid": 100.0}                      # CIFAR-like: the blur is lowest
-    assert floor_level(rows) == 100.0 and not rankable(137.8, 133.0, rows)
+    rows["blurred 2 px"] = {"fid": 100.0}                      # CIFAR-like: the blur is closest, but it keeps the structure
+    assert floor_level(rows) == 181.0 and rankable(137.8, 133.0, rows)
+    rows["pixels shuffled"] = {"fid": 130.0}                   # a structureless row below both: neither is ranked
+    assert floor_level(rows) == 130.0 and not rankable(137.8, 133.0, rows)
     del rows["black"]
     with pytest.raises(KeyError):
         floor_level(rows)
