@@ -1,5 +1,5 @@
 # latentgen: the two commands of the README, and their parts.
-#   make book   install, prepare data, execute every chapter (profile: $LATENTGEN_PROFILE, else paper on GPU / quick on CPU)
+#   make book   install, prepare data, execute every chapter (profile: $LATENTGEN_PROFILE, else gpu on CUDA / quick elsewhere)
 #               and render the book into _build/html
 #   make test   install, prepare data, unit tests + toolbox notebooks (nbval) + the book build with -W
 #               (LATENTGEN_RETRAIN=1: every chapter run trains from scratch, whatever runs/ holds)
@@ -14,7 +14,7 @@ export LATENTGEN_DATA ?= $(CURDIR)/data
 install:
 	$(PY) -m pip install -e ".[dev]"
 
-# offline copies (this project's machines) are used when present; elsewhere torchvision downloads on first use
+# offline copies in $(SHARED_DATA) are used when that folder exists; otherwise torchvision downloads on first use
 data:
 	@if [ -d "$(SHARED_DATA)" ]; then latentgen data prepare --source "$(SHARED_DATA)" && latentgen data check; \
 	else echo "no offline copies at $(SHARED_DATA): the chapters download their data on first use"; fi
@@ -55,8 +55,9 @@ bench:
 gpu-check:
 	LATENTGEN_PROGRESS=0 $(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
-# for a lent GPU machine (README: "A lent GPU machine"): .gpu-kit/ (git-ignored) with the wheels it lacks (CPython 3.12,
-# manylinux x86_64, the versions installed here) and the offline MNIST and CIFAR-10, packed; prints the size of all
-# that travels (limit 64 MiB). There: bash tools/gpu_run.sh check|ch1..ch4|dashboard|bench --out DIR (carry .gpu-kit)
+# for a GPU machine without internet (book page nbs/guide_gpu_offline.md): .gpu-kit/ (git-ignored) with the wheels it
+# lacks (CPython 3.12, manylinux x86_64, the versions installed here) and the offline MNIST and CIFAR-10, with a
+# manifest; prints the size of checkout + kit. Copy both there, then, on the GPU machine:
+#   bash tools/gpu_run.sh check|ch1..ch4|dashboard|bench --out DIR [--deadline-s N]
 gpu-kit:
 	$(PY) tools/gpu_kit.py build --source "$(SHARED_DATA)"

@@ -182,3 +182,113 @@ def test_dashboard_runs_after_the_chapters():
     chapters = sorted(p.stem for p in nbs.glob("ch*.ipynb"))
     assert chapters and all(c < "results_dashboard" for c in chapters), chapters
     assert (nbs / "results_dashboard.ipynb").is_file()
+
+
+# --------------------------------------------------------------------------------------- the README and the book pages
+def _settings():
+    import configparser
+    cfg = configparser.ConfigParser(delimiters=["="]); cfg.read(ROOT / "settings.ini")
+    return cfg["DEFAULT"]
+
+
+BOOK_URL = _settings()["doc_host"].rstrip("/") + "/" + _settings()["doc_baseurl"].strip("/") + "/"
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")          # [text](target)
+AUTOLINK = re.compile(r"<([a-z]+:[^>\s]+)>")              # <https://...>
+
+
+def _prose(text: str) -> str:
+    "Markdown without its code blocks and code spans (where brackets are not links)."
+    return re.sub(r"`[^`\n]*`", "", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M))
+
+
+def _toc_files() -> list[str]:
+    "Every `file:` of _toc.yml (the root, parts, chapters and their sections), as written there."
+    import yaml
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                files.append(e["file"])
+            walk(e.get("sections"))
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def test_readme_is_short_and_names_the_book_first():
+    text = (ROOT / "README.md").read_text()
+    assert len(text) < 9000, f"README.md has {len(text):,} characters: move sections into the book (limit 9,000)"
+    assert BOOK_URL in text[:1500], f"the book's address {BOOK_URL} is not in the README's first 1,500 characters"
+
+
+def test_readme_has_the_commands_ci_runs():
+    "The README's two commands are the Makefile's targets, and its test command is the one `.ci/run` calls."
+    readme = (ROOT / "README.md").read_text()
+    ci = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines() if l.strip().startswith("make ")]
+    assert ci == ["make test"], ci
+    block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    commands = [l.split("#")[0].strip() for l in block.splitlines() if l.strip()]
+    assert commands[:2] == ["make book", "make test"], commands
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
+    for c in ("make book", "make test", "make unit"):
+        assert c in readme and c.split()[1] in targets, c
+
+
+def test_readme_links_resolve():
+    """Relative links name files of the repository; links into the book name pages of _toc.yml."""
+    text = _prose((ROOT / "README.md").read_text())
+    pages = {f.split(".")[0] for f in _toc_files()}
+    relative, book = [], []
+    for target in LINK.findall(text) + AUTOLINK.findall(text):
+        if target.startswith(BOOK_URL):
+            page = target[len(BOOK_URL):].split("#")[0]
+            if page:
+                book.append(page)
+        elif not re.match(r"[a-z]+:", target) and not target.startswith("#"):
+            relative.append(target.split("#")[0])
+    missing = [t for t in relative if not (ROOT / t).exists()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"
+    assert book, "the README links to no page of the book"
+    unknown = [p for p in book if p.removesuffix(".html") not in pages]
+    assert not unknown, f"README.md links to book pages that _toc.yml does not list: {unknown}"
+
+
+def test_every_toc_page_exists_and_page_links_resolve():
+    """Every page of _toc.yml exists (.md or .ipynb), and every relative link of the Markdown pages names one."""
+    files = _toc_files()
+    missing = [f for f in files if not any((ROOT / f"{f}{ext}").is_file() for ext in ("", ".md", ".ipynb"))]
+    assert not missing, f"_toc.yml lists pages that do not exist: {missing}"
+    names = {Path(f).name.split(".")[0] for f in files}
+    broken = []
+    for page in sorted((ROOT / "nbs").glob("*.md")):
+        for target in LINK.findall(_prose(page.read_text())):
+            if not re.match(r"[a-z]+:", target) and target.split("#")[0].removesuffix(".md").removesuffix(".ipynb") not in names:
+                broken.append(f"{page.name}: {target}")
+    assert not broken, f"links to pages that are not in the book: {broken}"
+    assert {"guide_running", "guide_gpu_offline"} <= names
+
+
+# the vocabulary of one workplace's way of lending GPU machines: the project is written for people who own theirs
+LENDING = re.compile(r"\blent (?:gpu|machine)|\blending\b|\bleased?\b|budget_left|device time|\bfiles_at\b|\btimeout_s\b"
+                     r"|\bcarry:|\bcarried with carry|\bgive_back\b|\bone call per run\b", re.I)
+
+
+def test_lending_vocabulary_pattern():
+    for s in ("A lent GPU machine", "status gives budget_left_s", "what the device time allows", "carry: [\".gpu-kit\"]",
+              "the call's files_at", "`timeout_s: 200`", "its lease"):
+        assert LENDING.search(s), s
+    for s in ("released", "please", "excellent", "the codes carry little", "a GPU machine without internet", "timeout"):
+        assert not LENDING.search(s), s
+
+
+def test_no_file_describes_a_lending_arrangement():
+    files = [ROOT / "README.md", ROOT / "Makefile", ROOT / "_toc.yml", ROOT / "_config.yml", ROOT / "settings.ini",
+             ROOT / "data" / "README.md", *sorted((ROOT / "tools").glob("*")), *sorted((ROOT / "nbs").glob("*.md")),
+             *sorted((ROOT / "nbs").glob("*.ipynb")), *sorted((ROOT / "benchmarks").glob("*.py")),
+             *sorted(p for p in (ROOT / "docs").rglob("*") if p.is_file())]
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)!r}" for p in files if p.is_file()
+             for m in LENDING.finditer(p.read_text(errors="replace"))]
+    assert not found, f"text about one workplace's GPU lending: {found[:10]}"

@@ -2,13 +2,14 @@
 
     python tools/book_from_results.py [--profile gpu] [--results results] [--out _build/gpu] [--archive FILE [--unpack-only]]
 
-A chapter run under a profile leaves its executed notebook beside its results file (the README's command:
-`jupyter execute --output ../results/<chapter>/<profile>/<notebook>.ipynb`). This script assembles a book in
-`<out>/src` from the toolbox pages (executed here, as in every build; they are cheap) and, for every chapter and the
-dashboard, the executed copy under `results/<chapter>/<profile>/` (not executed again); a chapter without one keeps
-its source with a note on top that it has not been run under this profile. It then renders `<out>/html` with the
-same warnings-as-errors settings as `make book`. No model is trained. `--archive` first puts an archive of
-`tools/gpu_run.sh` (a lent GPU machine's run) in place (`tools/unpack_gpu_run.py`: checked member by member).
+A chapter run under a profile leaves its executed notebook beside its results file (the command in
+`nbs/guide_running.md`: `jupyter execute --output ../results/<chapter>/<profile>/<notebook>.ipynb`). This script
+assembles a book in `<out>/src` from the toolbox pages (executed here, as in every build; they are cheap) and, for
+every chapter and the dashboard, the executed copy under `results/<chapter>/<profile>/` (not executed again); a
+chapter without one keeps its source with a note on top that it has not been run under this profile. It then renders
+`<out>/html` with the same warnings-as-errors settings as `make book`. No model is trained. `--archive` first puts an
+archive of `tools/gpu_run.sh` (a run on a GPU machine without internet) in place (`tools/unpack_gpu_run.py`: checked
+member by member).
 """
 import argparse
 import json

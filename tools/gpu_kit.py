@@ -1,14 +1,14 @@
-"""The GPU run kit: what a lent GPU machine lacks, packed to travel beside the repository (`make gpu-kit`).
+"""The GPU run kit: what a GPU machine without internet lacks, to copy there with the checkout (`make gpu-kit`).
 
-    python tools/gpu_kit.py build [--kit .gpu-kit] [--source ../shared/data] [--python-version 3.12]   # here
+    python tools/gpu_kit.py build [--kit .gpu-kit] [--source ../shared/data] [--python-version 3.12]   # with internet
     python tools/gpu_kit.py install --kit .gpu-kit --target DIR          # there: the wheels, offline, into DIR
     python tools/gpu_kit.py prepare-data --kit .gpu-kit [--root data]    # there: data/ as `latentgen data prepare` makes it
     python tools/gpu_kit.py execute NB.ipynb --output OUT.ipynb --deadline-s N   # there: a notebook, saved cell by cell
     python tools/gpu_kit.py snapshot DIR --out F.json; ... pack --stage DIR --out DIR --name NAME ...   # there: the archive
 
-The GPU machine has Python 3.12 with torch, torchvision, numpy, scipy, scikit-learn, matplotlib, tqdm and pillow, no
-network, and takes at most 64 MiB of working tree (tracked + untracked files + carried ignored paths). The kit
-(`.gpu-kit/`, git-ignored, carried with `carry: [".gpu-kit"]`) holds
+The GPU machine is expected to have CPython 3.12 (`--python-version`) on Linux x86_64 with torch, torchvision, numpy,
+scipy, scikit-learn, matplotlib, tqdm and pillow (`MACHINE_HAS`), and no network. The kit (`.gpu-kit/`, git-ignored:
+copy it there with the checkout) holds
 
 * `wheels/`: the other runtime requirements of `settings.ini` (normflows, torch-fidelity, fastcore, nbclient, nbformat,
   ipykernel) and their dependencies, one version each, at the versions installed here, as cp312 / py3 manylinux
@@ -19,6 +19,10 @@ network, and takes at most 64 MiB of working tree (tracked + untracked files + c
   subsampled: `prepare-data` unpacks it into `data/cifar10-jpg/{train,test}/<class>/*.jpg`, the layout `latentgen data
   prepare` extracts, and checks it against the digest recorded at build time, so the chapters run unchanged;
 * `manifest.json`: the SHA-256 and size of every kit file, the pinned versions, the data's counts and digest.
+
+`build` stops when checkout + kit exceed `TRAVEL_LIMIT` and `pack` when an archive exceeds `ARCHIVE_LIMIT`: defaults
+that keep each copy one small transfer; change them if yours allows more. The book page `nbs/guide_gpu_offline.md`
+describes the whole round trip.
 """
 import argparse
 import gzip
@@ -37,12 +41,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 2 ** 20
-TRAVEL_LIMIT = 64 * MIB          # what the GPU machine takes: tracked + untracked files + carried paths
-ARCHIVE_LIMIT = 16 * MIB         # what comes back: per file
-# what the GPU machine has installed (with their dependencies); the kit never ships these
+TRAVEL_LIMIT = 64 * MIB          # default ceiling for what is copied: tracked + untracked files + the kit
+ARCHIVE_LIMIT = 16 * MIB         # default ceiling for one run's archive (what is copied back)
+# what the GPU machine is expected to have installed (with their dependencies); the kit never ships these
 MACHINE_HAS = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "matplotlib", "tqdm", "pillow")
 NEVER = ("pip", "setuptools", "wheel")
-# pip matches manylinux_2_N exactly: every N up to the machine's torch's own (manylinux_2_28, glibc 2.28)
+# pip matches manylinux_2_N exactly: every N up to that of current torch wheels (manylinux_2_28, glibc 2.28)
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_26_x86_64", "manylinux_2_24_x86_64",
              "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_12_x86_64", "manylinux2010_x86_64",
              "manylinux_2_5_x86_64", "manylinux1_x86_64")
@@ -351,7 +355,8 @@ def cmd_build(a):
     atomic_write(kit / "manifest.json", json.dumps(manifest, indent=1).encode())
     print(f"gpu-kit: {kit} built in {time.perf_counter() - t0:.0f}s", flush=True)
     if report["total_bytes"] is not None and report["total_bytes"] > TRAVEL_LIMIT:
-        raise SystemExit(f"gpu-kit: repository + kit = {report['total_bytes'] / MIB:.1f} MiB, over the machine's 64 MiB")
+        raise SystemExit(f"gpu-kit: repository + kit = {report['total_bytes'] / MIB:.1f} MiB, "
+                         f"over TRAVEL_LIMIT ({TRAVEL_LIMIT / MIB:.0f} MiB)")
 
 
 def size_report(kit: Path, manifest: dict) -> dict:
@@ -368,7 +373,8 @@ def size_report(kit: Path, manifest: dict) -> dict:
             ("kit MNIST test split (IDX gz)", mnist, ""),
             ("kit CIFAR-10 60,000 JPEGs (tar.gz)", cifar, ""),
             ("kit manifest", man, ""),
-            ("total that travels", total, f"limit 64 MiB, margin {(TRAVEL_LIMIT - total) / MIB:.1f} MiB" if total else "")]
+            ("total that travels", total,
+             f"limit {TRAVEL_LIMIT / MIB:.0f} MiB, margin {(TRAVEL_LIMIT - total) / MIB:.1f} MiB" if total else "")]
     print("gpu-kit sizes:")
     for what, n, note in rows:
         print(f"  {what:48s} {'?' if n is None else f'{n / MIB:6.2f} MiB'}  {note}")
@@ -389,8 +395,8 @@ def load_manifest(kit: Path, check=True) -> dict:
     "The kit's manifest; `check`: every file it lists is present with its recorded SHA-256."
     m = kit / "manifest.json"
     if not m.is_file():
-        raise SystemExit(f"gpu-kit: no kit at {kit} (run `make gpu-kit` on the machine that has the network and data, "
-                         "and carry .gpu-kit)")
+        raise SystemExit(f"gpu-kit: no kit at {kit} (run `make gpu-kit` on a machine with internet and the offline data, "
+                         "and copy .gpu-kit here with the checkout)")
     manifest = json.loads(m.read_text())
     if check:
         bad = [f for f, h in manifest["sha256"].items() if not (kit / f).is_file() or sha256(kit / f) != h]
@@ -550,7 +556,7 @@ def cmd_execute(a):
 
 # ---------------------------------------------------------------------------------------------------------- pack
 PRIORITY = [(r"(^|/)gpu-run[^/]*/", 0), (r"\.json$", 1), (r"\.ipynb$", 2), (r"\.(png|svg|pdf)$", 3), (r".", 4)]
-LEFT_OUT = re.compile(r"\.(pt|ckpt|pth)$")      # model weights: too large to come back (the run records their SHA-256)
+LEFT_OUT = re.compile(r"\.(pt|ckpt|pth)$")      # model weights: large, not packed (the run records their SHA-256)
 
 
 def priority(rel: str) -> int:
@@ -620,14 +626,14 @@ def cmd_pack(a):
     print(f"gpu-kit: archive {path} ({size / MIB:.2f} MiB, {len(kept)} files"
           + (f"; left out {len(left)}: {', '.join(l['path'].split('/')[-1] for l in left[:4])}" if left else "") + ")")
     if size > ARCHIVE_LIMIT:
-        raise SystemExit(f"gpu-kit: {path} is over 16 MiB")
+        raise SystemExit(f"gpu-kit: {path} is over ARCHIVE_LIMIT ({ARCHIVE_LIMIT / MIB:.0f} MiB)")
 
 
 # ---------------------------------------------------------------------------------------------------------- main
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="wheels + data + manifest (needs the network and ../shared/data)")
+    b = sub.add_parser("build", help="wheels + data + manifest (needs internet and the offline data of --source)")
     b.add_argument("--kit", default=str(ROOT / ".gpu-kit"))
     b.add_argument("--source", default=str(ROOT.parent / "shared" / "data"), help="offline data: MNIST/raw, cifar10-jpg.zip")
     b.add_argument("--python-version", default="3.12", help="the GPU machine's Python (default 3.12)")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine: install the kit offline, prepare the data, run <what>, pack ONE archive into --out.
+# One run on a GPU machine without internet: install the kit offline, prepare the data, run <what>, pack ONE archive.
 #
 #   bash tools/gpu_run.sh <what> --out DIR [--deadline-s N] [--kit DIR]      (from the repository root)
 #
@@ -8,14 +8,16 @@
 #           dashboard  the reproduction dashboard (nbs/results_dashboard.ipynb)
 #           bench      benchmarks/glf_throughput.py without and with --compile
 #
-# The kit (.gpu-kit/, `make gpu-kit` on a machine with the network; carried with carry [".gpu-kit"]) is installed
+# The kit (.gpu-kit/, `make gpu-kit` on a machine with internet, copied here with the checkout) is installed
 # with `pip --no-index` into .gpu-run/site (PYTHONPATH; the machine's torch is used), its data unpacked into data/
-# as `latentgen data prepare` makes it. The whole call stops before --deadline-s seconds (default 570) counted from
+# as `latentgen data prepare` makes it. The whole run stops before --deadline-s seconds (default 570) counted from
 # its start: the main step gets what is left less a packing margin, a notebook is saved after every cell and a cut
-# one comes back as <notebook>.partial.ipynb. The archive, DIR/latentgen-<what>-<profile>-<UTC stamp>.tar.gz (under
-# 16 MiB), holds paths relative to the repository (results/<chapter>/<profile>/..., benchmarks/results/...), the
-# log, nvidia-smi's output and gpu-run.json (what ran, status, times, SHA-256 of every member; model weights are
-# listed, not packed). `python tools/book_from_results.py --archive FILE --unpack-only` puts it in place.
+# one comes back as <notebook>.partial.ipynb. The archive, DIR/latentgen-<what>-<profile>-<UTC stamp>.tar.gz (at most
+# 15.5 MiB by default: gpu_kit.py pack --limit-mib), holds paths relative to the repository (results/<chapter>/
+# <profile>/..., benchmarks/results/...), the log, nvidia-smi's output and gpu-run.json (what ran, status, times,
+# SHA-256 of every member; model weights are listed, not packed). `python tools/book_from_results.py --archive FILE
+# --unpack-only` puts it in place. Exit status: 0 done, 3 cut by the deadline (archive written), 1 failed.
+# The whole round trip: the book page nbs/guide_gpu_offline.md.
 set -uo pipefail
 T0=$(date +%s)
 usage() { sed -n '2,11p' "${BASH_SOURCE[0]}" >&2; exit 2; }
@@ -43,7 +45,7 @@ esac
 [ -n "$OUT" ] || usage
 case "$DEADLINE" in ''|*[!0-9]*) echo "gpu_run: --deadline-s takes whole seconds" >&2; exit 2 ;; esac
 
-mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd) || exit 1        # relative paths: from where the call was made
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd) || exit 1        # relative paths: from where the command was run
 if [ -n "$KIT" ]; then
   [ -d "$KIT" ] || { echo "gpu_run: no kit folder $KIT" >&2; exit 2; }
   KIT=$(cd "$KIT" && pwd)
