@@ -252,15 +252,15 @@ def _cached_decode(src: Path, split: str, cache: Path):
         remove_stale_tmp(cache.parent)         # the 30-150 MB temporaries of cache writes that were killed
     if cache.is_file():
         try:
-            with warnings.catch_warnings():    # caches of older versions carry no checksum: their key is checked
-                warnings.simplefilter("ignore", UncheckedFileWarning)
+            with warnings.catch_warnings():    # a cache without a seal (an old version's, or not ours) is not trusted
+                warnings.simplefilter("error", UncheckedFileWarning)
                 c = safe_torch_load(cache, what="decoded-image cache")
             if c["key"] == key:
                 return c["images"], c["labels"]
-        except CorruptFileError:               # damaged in place: said, then rebuilt from the JPEGs (never used)
-            print(f"latentgen: note: the decoded-image cache {cache} was corrupted; decoding the JPEGs again",
-                  file=sys.stderr)
-        except Exception:                      # half-written by a killed run, or an older format: decode again
+        except CorruptFileError:               # damaged in place (cut, extended, changed): said, never used, rebuilt
+            print(f"latentgen: note: the decoded-image cache {cache} was corrupted (its seal does not match); not used: "
+                  "decoding the JPEGs again to rebuild it", file=sys.stderr)
+        except Exception:                      # no seal, half-written by a killed run, or an older format: decode again
             pass
     imgs, labels = _decode_jpegs(src, members)
     try:
