@@ -198,3 +198,63 @@ def test_a_cache_without_a_seal_is_not_trusted(tmp_path):
     torch.save({**c, "images": torch.zeros_like(c["images"])}, cache)       # its key, black images, no seal
     assert torch.equal(load_cifar10("test", root=tmp_path).images, first)
     assert seal_version(cache.read_bytes()) == SEAL_FORMAT
+
+
+# ----- the run lock -----
+
+TINY = ["--dataset", "digits", "--batch-size", "32", "--set", "latent_dim=2", "width=4", "hidden=8"]
+
+
+def test_lock_refuses_a_symlink(tmp_path):
+    victim = tmp_path / "precious.txt"; victim.write_text("keep me")
+    out = tmp_path / "run"; out.mkdir()
+    (out / ".latentgen.lock").symlink_to(victim)
+    msg = fails(["train", "vae", *TINY, "--steps", "2", "--out", str(out)])
+    assert "is a symbolic link" in msg and "delete the link" in msg
+    assert victim.read_text() == "keep me" and (out / ".latentgen.lock").is_symlink()
+    assert not (out / "model.pt").exists()
+
+
+def test_lock_refuses_a_dangling_symlink_without_creating_its_target(tmp_path):
+    out = tmp_path / "run"; out.mkdir()
+    (out / ".latentgen.lock").symlink_to(tmp_path / "created-by-the-lock")
+    assert "is a symbolic link" in fails(["train", "vae", *TINY, "--steps", "2", "--out", str(out)])
+    assert not (tmp_path / "created-by-the-lock").exists()
+
+
+def test_lock_refuses_a_fifo(tmp_path):
+    import os
+    out = tmp_path / "run"; out.mkdir()
+    os.mkfifo(out / ".latentgen.lock")
+    assert "not a regular file" in fails(["train", "vae", *TINY, "--steps", "2", "--out", str(out)])
+
+
+# ----- sizes -----
+
+def test_latent_dim_zero_is_refused(tmp_path):
+    msg = fails(["train", "vae", "--dataset", "digits", "--steps", "2", "--set", "latent_dim=0", "--out", str(tmp_path / "x")])
+    assert "vae: latent_dim must be a whole number of at least 1" in msg
+    assert not (tmp_path / "x" / "model.pt").exists()
+    with pytest.raises(ValueError, match="vae: latent_dim must be"):
+        VAE(latent_dim=0)
+
+
+@pytest.mark.parametrize("model, key, value", [("vae", "width", 0), ("vae", "hidden", -3), ("cvae", "flow_hidden", 0),
+                                               ("rivera-vae", "widths", [16, 0]), ("hvae", "z_channels", 0),
+                                               ("glf", "gmm_components", 0)])
+def test_sizes_must_be_at_least_one(model, key, value):
+    from latentgen.cli import main as _load_all                    # the command line registers the chapters' models
+    from latentgen.models import build_model
+    import latentgen.ch1_vae, latentgen.ch2_cvae_nf, latentgen.ch3_glf, latentgen.ch4_hvae   # noqa: F401
+    with pytest.raises(ValueError, match=f"{model}: {key} must be"):
+        build_model(model, **{key: value})
+
+
+def test_training_steps_and_batch_size_must_be_positive():
+    from latentgen.data import load_dataset
+    from latentgen.train import Trainer
+    t = Trainer(VAE(channels=1, image_size=8, latent_dim=2, width=4, hidden=8), seed=0, progress=False)
+    ds = load_dataset("digits", "train", subset=64)
+    for kw in ({"steps": 0}, {"steps": 2, "batch_size": 0}, {"epochs": -1}):
+        with pytest.raises(ValueError, match="Trainer.fit: .* must be a whole number of at least 1"):
+            t.fit(ds, **kw)
