@@ -258,3 +258,86 @@ def test_training_steps_and_batch_size_must_be_positive():
     for kw in ({"steps": 0}, {"steps": 2, "batch_size": 0}, {"epochs": -1}):
         with pytest.raises(ValueError, match="Trainer.fit: .* must be a whole number of at least 1"):
             t.fit(ds, **kw)
+
+
+# ----- bounds before reading -----
+
+def test_a_file_over_the_size_limit_is_refused_before_reading(tmp_path, monkeypatch):
+    big = tmp_path / "big.pt"
+    with open(big, "wb") as f:                              # 1.5 GB, sparse: nothing of it is on disk
+        f.truncate(3 << 29)
+    def no_read(*a, **k):
+        raise AssertionError("the file was read")
+    monkeypatch.setattr(Path, "read_bytes", no_read)
+    with pytest.raises(UnreadableFileError, match=r"big.pt \(model file\) is 1,536 MiB, over the 1,024 MiB .*MAX_TORCH_FILE_BYTES"):
+        safe_torch_load(big, what="model file")
+
+
+def _crafted_zip(declare: int | None = None) -> bytes:
+    "A torch file whose one data member is 32 MiB of zeros deflated to a few KiB (declaring `declare` bytes if given)."
+    import struct
+    import zipfile
+    buf = io.BytesIO(); torch.save({"w": torch.zeros(2)}, buf)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(out, "w") as z:
+        for i in src.infolist():
+            z.writestr(i.filename, src.read(i.filename))
+        z.writestr("archive/data/1", b"\x00" * (32 << 20), compress_type=zipfile.ZIP_DEFLATED)
+    data = bytearray(out.getvalue())
+    if declare is not None:                                 # lie in the central directory: the size torch allocates
+        p = data.rfind(b"PK\x01\x02")
+        data[p + 24:p + 28] = struct.pack("<I", declare)
+    return bytes(data)
+
+
+def test_zip_member_over_the_limit_is_refused_before_inflating(tmp_path, monkeypatch):
+    from latentgen import fileio
+    (tmp_path / "bomb.pt").write_bytes(_crafted_zip(declare=3_000_000_000))   # 3 GB declared: refused by the default
+    assert (tmp_path / "bomb.pt").stat().st_size < 1 << 20
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncheckedFileWarning)
+        with pytest.raises(UnreadableFileError, match="MAX_TORCH_INFLATED_BYTES"):
+            safe_torch_load(tmp_path / "bomb.pt")
+        (tmp_path / "bomb.pt").write_bytes(_crafted_zip())                    # honest sizes, but over a lower limit
+        monkeypatch.setattr(fileio, "MAX_TORCH_INFLATED_BYTES", 16 << 20)
+        with pytest.raises(UnreadableFileError, match=r"more than 16 MiB \(MAX_TORCH_INFLATED_BYTES"):
+            safe_torch_load(tmp_path / "bomb.pt")
+    assert not loads                                                          # torch never unpacked it
+
+
+def test_a_stored_member_that_declares_more_than_it_stores_is_refused(tmp_path):
+    import struct
+    buf = io.BytesIO(); torch.save({"w": torch.zeros(2)}, buf)
+    data = bytearray(buf.getvalue())
+    p = data.rfind(b"PK\x01\x02")
+    data[p + 24:p + 28] = struct.pack("<I", 2_000_000)
+    (tmp_path / "lie.pt").write_bytes(bytes(data))
+    with pytest.warns(UncheckedFileWarning), pytest.raises(UnreadableFileError, match="declares 2,000,000 bytes"):
+        safe_torch_load(tmp_path / "lie.pt")
+
+
+def _gz_idx(path, header_dims, payload: int):
+    with gzip.open(path, "wb") as f:
+        f.write(bytes([0, 0, 0x08, len(header_dims)]) + np.array(header_dims, dtype=">i4").tobytes())
+        for _ in range(payload >> 20):
+            f.write(bytes(1 << 20))
+
+
+def test_mnist_gz_header_over_the_limit_is_refused_before_inflating(tmp_path):
+    from latentgen.data import read_idx
+    _gz_idx(tmp_path / "huge.gz", (60000, 28000, 28), 1 << 20)         # asks for 47 GB
+    with pytest.raises(ValueError, match="over MAX_IDX_BYTES"):
+        read_idx(tmp_path / "huge.gz")
+
+
+def test_mnist_gz_that_inflates_past_its_header_is_refused(tmp_path, monkeypatch):
+    from latentgen.data import read_idx
+    _gz_idx(tmp_path / "bomb.gz", (10, 28, 28), 64 << 20)              # header: 7,840 bytes; the stream: 64 MiB
+    reads = []
+    real = gzip.GzipFile.read
+    monkeypatch.setattr(gzip.GzipFile, "read", lambda self, n=-1: reads.append(n) or real(self, n))
+    with pytest.raises(ValueError, match=r"header says \(10, 28, 28\) but the file has more data"):
+        read_idx(tmp_path / "bomb.gz")
+    assert all(0 <= n <= 7841 for n in reads), reads                  # never read whole
