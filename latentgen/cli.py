@@ -182,7 +182,8 @@ def _prepare_run_folder(out: Path, resume: bool, force: bool) -> Path:
 class RunLock:
     """Hold a run folder for one run: `.latentgen.lock` in it, locked with `flock` and holding the owner's pid, host and
     command. The kernel releases it when its process ends, however it ends (a SIGKILLed run's file is taken over); the
-    file is deleted on a normal exit. A second run into the folder gets a `UserError` naming the holder."""
+    file is deleted on a normal exit. A second run into the folder gets a `UserError` naming the holder. The lock file
+    is opened without following symlinks: a link (or a FIFO, a device) at its path is refused and its target untouched."""
     NAME = ".latentgen.lock"
 
     def __init__(self, folder: str | Path, command: str = ""):
@@ -200,8 +201,19 @@ class RunLock:
             import fcntl
         except ImportError:                   # no flock (Windows): no lock
             return self
+        import stat
         for _ in range(5):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:                              # never through a symlink: a link at the lock path would be overwritten
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+            except OSError as e:
+                if self.path.is_symlink():
+                    raise UserError(f"{self.path} is a symbolic link; latentgen does not follow it for its run lock (nothing "
+                                    "was written to its target): delete the link and run again") from None
+                raise
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise UserError(f"{self.path} is not a regular file; latentgen does not use it as its run lock: delete "
+                                "it and run again")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

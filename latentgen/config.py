@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PROFILES', 'get_profile', 'by_profile', 'launched_world', 'get_device', 'seed_everything', 'git_commit',
-           'device_name', 'run_info', 'describe_run', 'ChapterClock']
+__all__ = ['PROFILES', 'SIZE_KEYS', 'get_profile', 'by_profile', 'launched_world', 'get_device', 'seed_everything', 'git_commit',
+           'device_name', 'run_info', 'describe_run', 'ChapterClock', 'is_size_key', 'check_sizes']
 
 # %% ../nbs/00_config.ipynb #23f24e9c
 PROFILES = ("quick", "gpu", "paper")
@@ -120,6 +120,28 @@ class ChapterClock:
         print(f"{self.chapter}: {self.profile} profile on {device_name()}: the run took {m:.1f} min"
               + (f" (budget about {self.budget} min)" if self.budget else ""))
         return m
+
+# %% ../nbs/00_config.ipynb #5ea1f0b2
+SIZE_KEYS = ("channels", "image_size", "latent_dim", "label_dim", "width", "widths", "hidden", "blocks", "layers",
+             "resolutions", "z_channels", "enc_blocks", "n_mix", "gmm_components", "steps", "epochs", "batch_size")
+_SIZE_ENDS = ("_dim", "_hidden", "_blocks", "_layers", "_channels", "_size", "_components", "_steps", "_width", "_depth")
+
+def is_size_key(key: str) -> bool:
+    "True for a config key that names a size or a count (`SIZE_KEYS`, or a name ending in `_dim`, `_hidden`, ...)."
+    return key in SIZE_KEYS or key.endswith(_SIZE_ENDS)
+
+def check_sizes(owner: str, config: dict) -> dict:
+    """Refuse (`ValueError`, one line naming `owner` and the key) a size in `config` (`is_size_key`) that is not a whole
+    number of at least 1, or a tuple of sizes holding one; None (the default) passes. Returns `config`."""
+    for k, v in config.items():
+        if not is_size_key(k) or v is None:
+            continue
+        vals = list(v) if isinstance(v, (tuple, list)) else [v]
+        bad = [x for x in vals if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1]
+        if bad or not vals:
+            raise ValueError(f"{owner}: {k} must be {'whole numbers' if isinstance(v, (tuple, list)) else 'a whole number'}"
+                             f" of at least 1 (a size), got {v!r}")
+    return config
 
 # %% ../nbs/00_config.ipynb #b80e3a9c
 _MOVED = {

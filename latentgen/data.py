@@ -14,11 +14,11 @@ from torch.utils.data import DataLoader, Dataset
 from .fileio import CorruptFileError, UncheckedFileWarning, remove_stale_tmp, safe_torch_load, save_torch
 
 # %% auto #0
-__all__ = ['DATASETS', 'TV_CLASS', 'CIFAR10_CLASSES', 'CELEBA_SPLITS', 'CELEBA_ATTRS', 'to_signed', 'to_unit', 'check_images',
-           'DatasetNotFoundError', 'data_roots', 'download_root', 'ImageTensorDataset', 'read_idx', 'write_idx',
-           'find_idx', 'load_mnist_like', 'cifar_members', 'load_cifar10', 'make_cifar10_fixture', 'CelebA',
-           'celeba_present', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset', 'base_indices',
-           'split_holdout', 'load_dataset', 'balanced_subset', 'train_test_splits', 'make_loader']
+__all__ = ['DATASETS', 'MAX_IDX_BYTES', 'TV_CLASS', 'CIFAR10_CLASSES', 'CELEBA_SPLITS', 'CELEBA_ATTRS', 'to_signed', 'to_unit',
+           'check_images', 'DatasetNotFoundError', 'data_roots', 'download_root', 'ImageTensorDataset', 'read_idx',
+           'write_idx', 'find_idx', 'load_mnist_like', 'cifar_members', 'load_cifar10', 'make_cifar10_fixture',
+           'CelebA', 'celeba_present', 'load_celeba', 'make_celeba_fixture', 'load_digits', 'ImageSubset',
+           'base_indices', 'split_holdout', 'load_dataset', 'balanced_subset', 'train_test_splits', 'make_loader']
 
 # %% ../nbs/01_data.ipynb #4af87641
 def to_signed(x: torch.Tensor) -> torch.Tensor:
@@ -121,29 +121,39 @@ class ImageTensorDataset(Dataset):
 # %% ../nbs/01_data.ipynb #dcf153c8
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+MAX_IDX_BYTES = 1 << 30                 # 1 GiB: the most an IDX file's header may ask for (MNIST's train images: 47 MB)
 
-def read_idx(path: str | Path) -> np.ndarray:
-    "Read an IDX file (optionally gzipped), the format of MNIST and Fashion-MNIST."
+def read_idx(path: str | Path, max_bytes: int | None = None) -> np.ndarray:
+    """Read an IDX file (optionally gzipped), the format of MNIST and Fashion-MNIST. The header (magic number, dimensions)
+    is read first and the size it implies checked against `max_bytes` (default `MAX_IDX_BYTES`); then the data is
+    inflated in a stream that stops one byte past that size, so a file that holds more or less is refused, not read whole."""
     path = Path(path)
+    limit = MAX_IDX_BYTES if max_bytes is None else max_bytes
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-            raw = f.read()
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES:
+                raise ValueError(f"{path} is not an IDX file (bad magic number {head!r})")
+            d = f.read(4 * head[3])
+            dims = np.frombuffer(d[:len(d) // 4 * 4], dtype=">i4").astype(np.int64)
+            dtype = np.dtype(_IDX_TYPES[head[2]])
+            shape = tuple(int(d) for d in dims)
+            if len(dims) != head[3] or (dims < 0).any():
+                raise ValueError(f"{path}: header says {head[3]} dimensions but holds {shape} (truncated or corrupted)")
+            need = int(np.prod(dims, dtype=object)) * dtype.itemsize
+            if need > limit:
+                raise ValueError(f"{path}: header says {shape}, {need:,} bytes, over MAX_IDX_BYTES ({limit:,} bytes); not read")
+            raw = f.read(need + 1)           # at most one byte past what the header implies
     except (FileNotFoundError, PermissionError):
         raise
     except (EOFError, OSError, zlib.error) as e:      # truncated or not gzip at all: name the file and the fix
         raise ValueError(f"{path} is unreadable ({type(e).__name__}: {e}): the file is truncated or corrupted; "
                          "delete it and run `latentgen data prepare --source DIR` again (or let torchvision "
                          "download it)") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4]!r})")
-    ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    n = int(np.prod(dims))
-    if len(raw) != 4 + 4 * ndim + n * dtype.itemsize:
-        raise ValueError(f"{path}: header says {tuple(int(d) for d in dims)} but the file has {len(raw)} bytes "
-                         "(truncated or corrupted)")
-    return np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(*dims).astype(dtype.newbyteorder("="))
+    if len(raw) != need:
+        raise ValueError(f"{path}: header says {shape} but the file has " + (f"{len(raw)} bytes of data" if len(raw) < need
+                         else "more data than that") + " (truncated or corrupted)")
+    return np.frombuffer(raw, dtype=dtype).reshape(*shape).astype(dtype.newbyteorder("="))
 
 # %% ../nbs/01_data.ipynb #9e39e18b
 def write_idx(path: str | Path, arr: np.ndarray) -> Path:
@@ -252,15 +262,15 @@ def _cached_decode(src: Path, split: str, cache: Path):
         remove_stale_tmp(cache.parent)         # the 30-150 MB temporaries of cache writes that were killed
     if cache.is_file():
         try:
-            with warnings.catch_warnings():    # caches of older versions carry no checksum: their key is checked
-                warnings.simplefilter("ignore", UncheckedFileWarning)
+            with warnings.catch_warnings():    # a cache without a seal (an old version's, or not ours) is not trusted
+                warnings.simplefilter("error", UncheckedFileWarning)
                 c = safe_torch_load(cache, what="decoded-image cache")
             if c["key"] == key:
                 return c["images"], c["labels"]
-        except CorruptFileError:               # damaged in place: said, then rebuilt from the JPEGs (never used)
-            print(f"latentgen: note: the decoded-image cache {cache} was corrupted; decoding the JPEGs again",
-                  file=sys.stderr)
-        except Exception:                      # half-written by a killed run, or an older format: decode again
+        except CorruptFileError:               # damaged in place (cut, extended, changed): said, never used, rebuilt
+            print(f"latentgen: note: the decoded-image cache {cache} was corrupted (its seal does not match); not used: "
+                  "decoding the JPEGs again to rebuild it", file=sys.stderr)
+        except Exception:                      # no seal, half-written by a killed run, or an older format: decode again
             pass
     imgs, labels = _decode_jpegs(src, members)
     try:

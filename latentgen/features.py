@@ -14,7 +14,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_featur
 
 from .config import run_info, seed_everything
 from .distributed import barrier, is_main_process
-from .fileio import (atomic_write_bytes, load_checked_json, safe_torch_load, seal_torch_bytes,
+from .fileio import (atomic_write_bytes, load_checked_json, safe_torch_load, sealed_torch_bytes,
     sealed_json_bytes, sha256_file)
 from .data import DatasetNotFoundError, ImageSubset, load_dataset, make_loader, split_holdout
 
@@ -177,13 +177,12 @@ def train_extractor(dataset: str, *, epochs: int | None = None, out: str | Path 
     trainer.fit(train, epochs=epochs, batch_size=batch_size)
     net = net.cpu().eval()
     acc = classifier_accuracy(net, held)
-    buf = io.BytesIO(); torch.save(net.state_dict(), buf)
     out = Path(out) if out is not None else extractor_dirs()[0 if os.environ.get("LATENTGEN_EXTRACTORS") else -1]
     path = out / f"{dataset}-classifier.json"
     if not is_main_process():                 # under torchrun: rank 0 writes, the others wait until the files exist
         barrier()
         return path
-    weights = seal_torch_bytes(buf.getvalue())         # its SHA-256 inside too: checked when it is opened
+    weights = sealed_torch_bytes(net.state_dict())     # sealed (its SHA-256 inside too): checked when opened
     atomic_write_bytes(out / f"{dataset}-classifier.pt", weights)
     meta = {**run_info(), "dataset": dataset, "extractor": extractor_name(dataset), "config": net.config, "epochs": epochs,
             "batch_size": batch_size, "seed": seed, "train": train.describe(), "held_out": held.describe(),

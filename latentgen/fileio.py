@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['atomic_write_bytes', 'sha256_file', 'remove_stale_tmp', 'UnsafeFileError', 'UnreadableFileError', 'CorruptFileError',
-           'UncheckedFileWarning', 'seal_torch_bytes', 'check_seal', 'safe_torch_load', 'save_torch',
-           'sealed_json_bytes', 'load_checked_json']
+__all__ = ['SEAL_FORMAT', 'MAX_TORCH_FILE_BYTES', 'MAX_TORCH_INFLATED_BYTES', 'atomic_write_bytes', 'sha256_file',
+           'remove_stale_tmp', 'UnsafeFileError', 'UnreadableFileError', 'CorruptFileError', 'UncheckedFileWarning',
+           'seal_version', 'seal_torch_bytes', 'sealed_torch_bytes', 'check_seal', 'check_zip_members',
+           'safe_torch_load', 'save_torch', 'sealed_json_bytes', 'load_checked_json']
 
 # %% ../nbs/00b_fileio.ipynb #1e51c6ac
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -78,57 +79,171 @@ class UnreadableFileError(ValueError):
     "A file that is not a torch file at all: truncated, corrupted, empty or of another format."
 
 class CorruptFileError(ValueError):
-    "A file whose bytes no longer match the SHA-256 that latentgen recorded in it when it wrote it."
+    "A file latentgen sealed whose bytes no longer match the SHA-256 it recorded, or whose seal is missing, cut or extended."
 
 class UncheckedFileWarning(UserWarning):
-    "A file that carries no checksum (written before latentgen recorded them, or by another program): read unchecked."
+    "A file that carries no seal and does not announce one (another program's, or an older latentgen's): read unchecked."
 
 # %% ../nbs/00b_fileio.ipynb #0e7ccbf8
 _SEAL = b"latentgen-sha256:"            # + 64 hex digits: the zip archive comment of every torch file latentgen writes
 _SEAL_LEN = len(_SEAL) + 64
 _EOCD = b"PK\x05\x06"                   # the zip end-of-central-directory record: 22 bytes, then the comment
+_LOCAL = b"PK\x03\x04"                  # a zip local file header: the first bytes of every torch.save file
+SEAL_FORMAT = 2                         # the seal format latentgen writes (1: the tail seal alone, before the marker)
+_MARK = b"latentgen-sealed-v"           # + the format and "/": the archive folder, at byte 30 of the file
+_ARCHIVE = f"latentgen-sealed-v{SEAL_FORMAT}"
+
+def seal_version(data: bytes) -> int | None:
+    """The seal format that the first bytes of a torch file announce (`SEAL_FORMAT` for the files latentgen writes now),
+    None when they announce none (files of older latentgen versions and of other programs); -1 for an unreadable one."""
+    if data[:4] != _LOCAL or data[30:30 + len(_MARK)] != _MARK:
+        return None
+    v = data[30 + len(_MARK):30 + len(_MARK) + 6].split(b"/")[0]
+    return int(v) if v.isdigit() and len(v) < 6 else -1
+
+def _zip_tail(data: bytes) -> int | None:
+    """Bytes after the end of the zip archive in `data` (its end-of-central-directory record and the comment that record
+    declares): 0 for a whole archive, more when bytes were appended, fewer than 0 when its end was cut. None: no record."""
+    extra, start = None, max(0, len(data) - 22 - 0xFFFF)
+    p = data.rfind(_EOCD, start)
+    while p >= 0:
+        if len(data) - p >= 22:
+            left = len(data) - (p + 22 + int.from_bytes(data[p + 20:p + 22], "little"))
+            if left == 0:
+                return 0
+            extra = left if extra is None else extra
+        p = data.rfind(_EOCD, start, p)
+    return extra
 
 def seal_torch_bytes(data: bytes) -> bytes:
     """Record the SHA-256 of `torch.save` output in its zip archive comment (the last bytes of the file). torch, zip
-    tools and older latentgen versions read the file as before; `safe_torch_load` checks it."""
+    tools and older latentgen versions read the file as before; `safe_torch_load` checks it. Output of
+    `sealed_torch_bytes` (whose archive folder is the marker) becomes a file whose start says that it is sealed."""
     if len(data) < 22 or data[-22:-18] != _EOCD or data[-2:] != b"\x00\x00":
         raise ValueError("not the output of torch.save (a zip archive without a comment)")
     return data[:-2] + _SEAL_LEN.to_bytes(2, "little") + _SEAL + hashlib.sha256(data).hexdigest().encode()
 
+def sealed_torch_bytes(obj) -> bytes:
+    """`torch.save(obj)` in latentgen's sealed format (`SEAL_FORMAT`): the zip's archive folder is the marker
+    `latentgen-sealed-v2`, so the file's first bytes say it is sealed, and its SHA-256 is its last bytes."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="latentgen-") as d:
+        p = Path(d) / f"{_ARCHIVE}.pt"              # torch names the archive folder after the file
+        torch.save(obj, str(p))
+        data = p.read_bytes()
+    if seal_version(data) != SEAL_FORMAT:           # torch writes through Python for a non-ASCII path: folder "archive"
+        raise RuntimeError(f"torch.save did not name its archive {_ARCHIVE} (temporary folder {d}); set TMPDIR to a "
+                           "folder whose path is plain ASCII")
+    return seal_torch_bytes(data)
+
 def check_seal(data: bytes, path, what: str = "file", hint: str | None = None, checked: bool = False) -> bool:
     """Verify the checksum `seal_torch_bytes` put into `data` (the bytes of `path`): True when it matches, False for a
-    file without one (older files, other programs' files: read unchecked, with an `UncheckedFileWarning`).
-    `CorruptFileError` when it does not match. A sealed file is recognised by three marks of which any two suffice,
-    so that a flipped bit in the seal itself is reported, not taken for an unsealed file."""
+    plain torch file with nothing appended (other programs' files: read unchecked, with an `UncheckedFileWarning`).
+    `CorruptFileError` when it does not match, when a file whose first bytes announce a seal (`seal_version`) lacks a
+    whole one (cut, extended), and when bytes that are no seal follow a zip archive. A sealed file of the first format
+    (no marker at the start) is recognised by three marks at its end of which any two suffice, so that a flipped bit in
+    the seal itself is reported, not taken for an unsealed file."""
     n = _SEAL_LEN + 22
+    version = seal_version(data)
     marks = (len(data) >= n and data[-n:-n + 4] == _EOCD,
              len(data) >= n and data[-n + 20:-n + 22] == _SEAL_LEN.to_bytes(2, "little"),
              data[-_SEAL_LEN:-64] == _SEAL)
-    if sum(marks) < 2:
-        if not checked:                 # `checked`: the caller verified the bytes another way (a recorded SHA-256)
-            warnings.warn(f"{path} carries no checksum (written before latentgen recorded them, or by another program): "
-                          "read unchecked; it gets one when latentgen writes it again", UncheckedFileWarning, stacklevel=3)
-        return False
-    h = hashlib.sha256(memoryview(data)[:-_SEAL_LEN - 2]); h.update(b"\x00\x00")   # the bytes torch.save wrote, uncopied
-    if all(marks) and h.hexdigest().encode() == data[-64:]:
-        return True
-    raise CorruptFileError(f"{path} is corrupted: its bytes no longer match the SHA-256 latentgen recorded in it when it "
-                           f"wrote this {what} (changed on disk or in a copy); it was not used. "
-                           + (hint or "Delete it and write it again, or restore a good copy"))
+    again = hint or "Delete it and write it again, or restore a good copy"
+    if version is not None or sum(marks) >= 2:
+        if all(marks):
+            h = hashlib.sha256(memoryview(data)[:-_SEAL_LEN - 2]); h.update(b"\x00\x00")   # what torch.save wrote, uncopied
+            if h.hexdigest().encode() == data[-64:]:
+                if version is None or version == SEAL_FORMAT:
+                    return True
+                if version > SEAL_FORMAT:
+                    raise UnreadableFileError(f"{path} is a {what} in seal format {version}, newer than this latentgen "
+                                              f"reads ({SEAL_FORMAT}); upgrade latentgen")
+            why = f"its bytes no longer match the SHA-256 latentgen recorded in it when it wrote this {what}"
+        else:
+            why = (f"latentgen sealed this {what}, but its seal (the SHA-256 at its end) is missing or damaged: the file "
+                   "was cut, extended or altered")
+        raise CorruptFileError(f"{path} is corrupted: {why} (changed on disk or in a copy); it was not used. {again}")
+    tail = _zip_tail(data) if data[:4] == _LOCAL else 0
+    if tail is None:
+        raise UnreadableFileError(f"{path} is not a readable {what} (truncated or corrupted?): its zip archive has no end")
+    if tail:
+        raise CorruptFileError(f"{path} is corrupted: " + (f"{tail} bytes that are no latentgen seal follow the end of its "
+                               "zip archive" if tail > 0 else "the end of its zip archive is cut off")
+                               + f" (changed on disk or in a copy); it was not used. {again}")
+    if not checked:                     # `checked`: the caller verified the bytes another way (a recorded SHA-256)
+        warnings.warn(f"{path} carries no checksum (written before latentgen recorded them, or by another program): "
+                      "read unchecked; it gets one when latentgen writes it again", UncheckedFileWarning, stacklevel=3)
+    return False
 
 # %% ../nbs/00b_fileio.ipynb #04f6b231
+MAX_TORCH_FILE_BYTES = 1 << 30          # 1 GiB: the largest torch file read (the CIFAR-10 cache is 150 MB, models less)
+MAX_TORCH_INFLATED_BYTES = 2 << 30      # 2 GiB: the most all members of its zip archive may hold once unpacked
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n} bytes"
+
+def check_zip_members(data: bytes, path, what: str = "file", limit: int | None = None) -> int:
+    """Refuse (`UnreadableFileError`, one line naming `MAX_TORCH_INFLATED_BYTES`) a torch zip whose members unpack to
+    more than `limit` bytes in all, by their declared sizes and, for compressed members, by what they actually inflate to
+    (streamed, never more than the limit); a stored member must declare the size it stores. Returns the total.
+    torch.save stores its members uncompressed; a crafted file declares gigabytes in a few compressed megabytes."""
+    import zipfile
+    limit = MAX_TORCH_INFLATED_BYTES if limit is None else limit
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        return 0                         # not a zip archive (torch's legacy format): torch reads it, or says why not
+    over = lambda n: UnreadableFileError(f"{path} ({what}) unpacks to more than {_mib(limit)} (MAX_TORCH_INFLATED_BYTES, "
+                                         f"{n:,} bytes declared or inflated); not read")
+    with z:
+        infos = z.infolist()
+        total = sum(i.file_size for i in infos)
+        if total > limit:
+            raise over(total)
+        for i in infos:
+            if i.compress_type == zipfile.ZIP_STORED and i.compress_size != i.file_size:
+                raise UnreadableFileError(f"{path} is not a readable {what}: member {i.filename} declares {i.file_size:,} "
+                                          f"bytes but stores {i.compress_size:,}")
+        done = 0
+        for i in infos:
+            if i.compress_type == zipfile.ZIP_STORED:
+                continue
+            try:
+                with z.open(i) as f:             # stream: at most 1 MiB at a time, and never past the limit
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        done += len(block)
+                        if done > limit:
+                            raise over(done)
+            except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, ValueError, RuntimeError) as e:
+                if isinstance(e, UnreadableFileError):
+                    raise
+                raise UnreadableFileError(f"{path} is not a readable {what} (corrupted?): member {i.filename}: "
+                                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    return total
+
 def safe_torch_load(path: str | Path, map_location="cpu", what: str = "file", hint: str | None = None,
-                    checked: bool = False):
-    """Read a latentgen file with `torch.load(weights_only=True)`: tensors and plain data only, no code runs. Its
-    checksum is verified first (`check_seal`); `hint` says what to do when it does not match."""
+                    checked: bool = False, max_bytes: int | None = None):
+    """Read a latentgen file with `torch.load(weights_only=True)`: tensors and plain data only, no code runs. Before
+    anything is read its size is checked against `max_bytes` (default `MAX_TORCH_FILE_BYTES`); then its checksum
+    (`check_seal`; `hint` says what to do when it does not match) and what its members unpack to (`check_zip_members`)."""
     import pickle
     if not Path(path).is_file():
         raise FileNotFoundError(f"no {what} at {path}")
+    limit = MAX_TORCH_FILE_BYTES if max_bytes is None else max_bytes
     try:
-        data = Path(path).read_bytes()     # read once: checked, then unpickled from memory
+        size = os.stat(path).st_size
+        if size > limit:
+            raise UnreadableFileError(f"{path} ({what}) is {_mib(size)}, over the {_mib(limit)} that latentgen reads "
+                                      "(MAX_TORCH_FILE_BYTES); not read")
+        with open(path, "rb") as f:          # read once, never more than the limit: checked, then unpickled from memory
+            data = f.read(limit + 1)
+        if len(data) > limit:                # grew since stat
+            raise UnreadableFileError(f"{path} ({what}) is over the {_mib(limit)} that latentgen reads "
+                                      "(MAX_TORCH_FILE_BYTES); not read")
         check_seal(data, path, what, hint, checked)
+        check_zip_members(data, path, what)
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
-    except (PermissionError, CorruptFileError):
+    except (PermissionError, CorruptFileError, UnreadableFileError):
         raise
     except pickle.UnpicklingError as e:
         lines = [l.strip() for l in str(e).splitlines() if "global" in l.lower()]
@@ -146,34 +261,53 @@ def safe_torch_load(path: str | Path, map_location="cpu", what: str = "file", hi
         raise UnreadableFileError(f"{path} is not a readable {what} (truncated or corrupted?): {first[:160]}") from None
 
 def save_torch(obj, path: str | Path) -> Path:
-    "`torch.save` `obj` to `path` atomically, with its SHA-256 in the file (`seal_torch_bytes`): one write, no window."
-    buf = io.BytesIO(); torch.save(obj, buf)
-    return atomic_write_bytes(path, seal_torch_bytes(buf.getvalue()))
+    """`torch.save` `obj` to `path` atomically in the sealed format (`sealed_torch_bytes`: the marker at its start, its
+    SHA-256 at its end): one write, no window."""
+    return atomic_write_bytes(path, sealed_torch_bytes(obj))
 
 # %% ../nbs/00b_fileio.ipynb #7822a3c9
+_JSON_MARK = "latentgen_seal"          # its value: the seal format (2); with it, a `checksum` entry must be there and match
+
 def _canonical_json(d) -> bytes:
     return json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 def sealed_json_bytes(record: dict, indent: int | None = 1) -> bytes:
-    "`record` as JSON with a `checksum` entry: the SHA-256 of the rest, in a canonical form (key order, spacing)."
+    """`record` as JSON whose first entry is `"latentgen_seal": 2` (it says a seal is expected) and whose last is a
+    `checksum`: the SHA-256 of the rest, the marker included, in a canonical form (key order, spacing)."""
     plain = json.loads(json.dumps(record, default=_jsonable))          # exactly what a reader will get back
-    plain.pop("checksum", None)
+    plain.pop("checksum", None); plain.pop(_JSON_MARK, None)
+    plain = {_JSON_MARK: SEAL_FORMAT, **plain}
     return json.dumps({**plain, "checksum": "sha256:" + hashlib.sha256(_canonical_json(plain)).hexdigest()},
                       indent=indent).encode()
 
 def load_checked_json(path: str | Path, what: str = "file", hint: str | None = None) -> dict:
-    """Read a JSON file that `sealed_json_bytes` wrote and verify its `checksum` (files without one are read as they
-    are: older files, and files edited by hand on purpose after their `checksum` line was deleted)."""
+    """Read a JSON file that `sealed_json_bytes` wrote and verify its `checksum`. A file with the `latentgen_seal` marker
+    must have a matching `checksum` (`CorruptFileError` when it is missing or wrong); a file of an older latentgen
+    (a `checksum`, no marker) is verified the same way; a file with neither (another program's, or one edited by hand on
+    purpose after both entries were deleted) is read as it is, with an `UncheckedFileWarning`."""
+    again = hint or "Write it again, or, if you edited it on purpose, delete its \"checksum\" and \"latentgen_seal\" entries"
     try:
         d = json.loads(Path(path).read_text())
     except UnicodeDecodeError as e:
         raise UnreadableFileError(f"{path} is not a readable {what} (corrupted?): {e.reason}") from None
     except json.JSONDecodeError as e:
         raise UnreadableFileError(f"{path} is not a readable {what} (truncated or corrupted?): {e}") from None
-    if isinstance(d, dict) and "checksum" in d:
-        rest = {k: v for k, v in d.items() if k != "checksum"}
-        if d["checksum"] != "sha256:" + hashlib.sha256(_canonical_json(rest)).hexdigest():
-            raise CorruptFileError(f"{path} is corrupted: its content no longer matches the SHA-256 latentgen recorded in "
-                                   f"it when it wrote this {what}; it was not used. " + (hint or
-                                   "Write it again, or, if you edited it on purpose, delete its \"checksum\" entry"))
+    if not isinstance(d, dict) or ("checksum" not in d and _JSON_MARK not in d):
+        warnings.warn(f"{path} carries no checksum (written by another program, or edited by hand): read unchecked",
+                      UncheckedFileWarning, stacklevel=2)
+        return d
+    v = d.get(_JSON_MARK)
+    if _JSON_MARK in d and not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+        raise CorruptFileError(f"{path} is corrupted: its \"latentgen_seal\" entry is {v!r}, not a seal format; "
+                               f"it was not used. {again}")
+    if isinstance(v, int) and v > SEAL_FORMAT:
+        raise UnreadableFileError(f"{path} is a {what} in seal format {v}, newer than this latentgen reads "
+                                  f"({SEAL_FORMAT}); upgrade latentgen")
+    if "checksum" not in d:
+        raise CorruptFileError(f"{path} is corrupted: latentgen sealed this {what} but its \"checksum\" entry is gone; "
+                               f"it was not used. {again}")
+    rest = {k: val for k, val in d.items() if k != "checksum"}
+    if d["checksum"] != "sha256:" + hashlib.sha256(_canonical_json(rest)).hexdigest():
+        raise CorruptFileError(f"{path} is corrupted: its content no longer matches the SHA-256 latentgen recorded in "
+                               f"it when it wrote this {what}; it was not used. {again}")
     return d

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from torch import nn
 
-from .config import by_profile
+from .config import by_profile, check_sizes
 from .fileio import UnsafeFileError, atomic_write_bytes, check_seal, safe_torch_load, save_torch
 from .losses import gaussian_kl, gaussian_nll, sigma_vae_log_sigma, sigma_vae_nll, LOG_2PI
 from .nets import ConvDecoder, ConvEncoder
@@ -34,6 +34,7 @@ def register_model(name: str):
         def __init__(self, *args, **kwargs):
             if args:
                 raise TypeError(f"{cls.__name__} takes keyword arguments only (so that its config can be saved)")
+            check_sizes(name, kwargs)            # latent_dim=0, width=0, ...: refused before anything is built
             init(self, **kwargs)
             config = dict(kwargs)                # a class may add what it implies (chapter 3's method)
             self.config = self.complete_config(config) if hasattr(type(self), "complete_config") else config
@@ -187,7 +188,6 @@ class Reconstructing(Protocol):
 class LikelihoodModel(Protocol):
     "A model with `log_weights(x, k)`, importance weights log p(x, z_i) - log q(z_i | x): the command line scores its IWAE bound."
     def log_weights(self, x, *args, **kwargs): ...
-
 
 # %% ../nbs/08_models.ipynb #d2a87f37
 @register_model("vae")

@@ -72,4 +72,4 @@ def save_results(metrics: dict, *, chapter: str, dataset: str, config: dict, see
 def load_results(path: str | Path) -> dict:
     "Read a results file written by `save_results` (its checksum is verified: `load_checked_json`)."
     return load_checked_json(path, "results file", "Compute the results again, or restore the file from git or a copy; "
-                             "if you edited it on purpose, delete its \"checksum\" entry")
+                             "if you edited it on purpose, delete its \"checksum\" and \"latentgen_seal\" entries")

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import torch.distributed as dist
 
-from .config import get_device, seed_everything
+from .config import check_sizes, get_device, seed_everything
 from .distributed import init_distributed
 from .fileio import safe_torch_load, save_torch
 from .results import display_path
@@ -289,6 +289,7 @@ def fit(self: Trainer, data: Dataset | DataLoader, *, epochs: int | None = None,
     "Train for `epochs` epochs or `steps` optimiser steps (in total, counting resumed ones); returns the history."
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs= or steps=")
+    check_sizes("Trainer.fit", {"epochs": epochs, "steps": steps, "batch_size": batch_size})
     ckpt = getattr(self, "ckpt_path", None)
     if resume and ckpt and ckpt.exists():
         self.load_checkpoint()
