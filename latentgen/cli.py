@@ -501,7 +501,7 @@ def cmd_notebook(args):
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError
     except ImportError:
-        raise UserError("latentgen notebook needs nbclient and nbformat: pip install nbclient nbformat") from None
+        raise UserError("latentgen notebook needs nbclient, nbformat and ipykernel: pip install 'latentgen[book]'") from None
     src = Path(args.notebook)
     if not src.is_file():
         raise UserError(f"no notebook at {src}")

@@ -10,8 +10,8 @@ The GPU machine has Python 3.12 with torch, torchvision, numpy, scipy, scikit-le
 network, and takes at most 64 MiB of working tree (tracked + untracked files + carried ignored paths). The kit
 (`.gpu-kit/`, git-ignored, carried with `carry: [".gpu-kit"]`) holds
 
-* `wheels/`: the other runtime requirements of `settings.ini` (normflows, torch-fidelity, fastcore, nbclient, nbformat,
-  ipykernel) and their dependencies, one version each, at the versions installed here, as cp312 / py3 manylinux
+* `wheels/`: the other runtime and `[book]` requirements of `settings.ini` (normflows, torch-fidelity, fastcore,
+  nbclient, nbformat, ipykernel) and their dependencies, one version each, at the versions installed here, as cp312 / py3 manylinux
   x86_64 wheels; nothing that the machine has (torch, numpy, ... and their dependencies);
 * `data/MNIST/raw/`: the offline MNIST test split, the same IDX files as `../shared/data`;
 * `data/cifar10-jpg.tar.gz`: all 60,000 JPEGs of the offline CIFAR-10 copy, byte for byte (the 62 MB zip stores
@@ -71,11 +71,12 @@ def atomic_write(path: Path, data: bytes):
 
 # ---------------------------------------------------------------------------------------------------------- wheels
 def runtime_requirements() -> list[str]:
-    "The `requirements` line of settings.ini (the package's runtime requirements)."
+    """The `requirements` and `book_requirements` lines of settings.ini: the package's runtime requirements and the
+    `[book]` extra, which executes the notebooks (nbclient, nbformat, ipykernel)."""
     import configparser
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "settings.ini")
-    return cfg["DEFAULT"]["requirements"].split()
+    return cfg["DEFAULT"]["requirements"].split() + cfg["DEFAULT"].get("book_requirements", "").split()
 
 
 def target_env(python_version: str) -> dict:
