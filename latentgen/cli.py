@@ -2,7 +2,7 @@
 
 # %% ../nbs/09_cli.ipynb #ff061e71
 from __future__ import annotations
-import argparse, importlib, io, json, os, pkgutil, shlex, sys, time, warnings, zipfile
+import argparse, contextlib, importlib, io, json, os, pkgutil, shlex, signal, sys, threading, time, warnings, zipfile
 from pathlib import Path
 
 import torch
@@ -449,50 +449,55 @@ def _sample_metrics(model, ref, args, say, warns: list) -> tuple:
 
 # %% ../nbs/09_cli.ipynb #75e8fb71
 def cmd_evaluate(args):
-    from latentgen.metrics import iwae_nll, reconstruction_error
-    t0 = time.perf_counter()
-    device = get_device(args.device)
-    model = load_model(args.checkpoint)
-    extra = model.saved_extra or {}
-    profile = get_profile(extra.get("profile") or None)           # checked now, not after an hour of metrics
-    name = args.name or _run_name(args.checkpoint)
-    path = results_path(args.chapter, profile, f"{args.dataset}-{name}", args.results)
-    _writable_folder(path.parent, "the results folder")
-    bad = nonfinite_tensors(model)
-    if bad:
-        raise UserError(f"{args.checkpoint} holds NaN or infinite values ({', '.join(bad[:3])}): the run diverged, "
-                        "and its scores would mean nothing; retrain with a lower --lr or with --grad-clip")
-    ref = _evaluation_data(args, model)
-    made = tuple(extra["dataset"].get("image_shape") or ()) if isinstance(extra.get("dataset"), dict) else ()
-    if made and tuple(made) != tuple(ref.image_shape):
-        raise UserError(f"{model.model_name} in {args.checkpoint} makes {'x'.join(map(str, made))} images, but "
-                        f"{args.dataset} {args.split} images are {'x'.join(map(str, ref.image_shape))}")
-    model = model.to(device)
-    say = lambda msg: print(f"evaluate: {msg} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
-    metrics, backend, warns = {}, None, []
-    if len(ref) < 500:
-        warns.append(f"FD and KID on {len(ref)} images are noisy and biased upwards; compare only numbers made with the same --n")
-    if isinstance(model, GenerativeModel):
-        fm, backend = _sample_metrics(model, ref, args, say, warns)
-        metrics.update(fm)
-    dev = next(model.parameters()).device
-    cond = is_conditional(model)                        # conditional models take the targets too
-    if isinstance(model, Reconstructing):
-        say("reconstruction error")
-        metrics["reconstruction"] = reconstruction_error(model.reconstruct, ref, device=dev, conditional=cond)
-    if isinstance(model, LikelihoodModel) and args.iwae_k > 0:
-        say(f"IWAE NLL with k={args.iwae_k}")
-        metrics["iwae"] = iwae_nll(model.log_weights, ref, k=args.iwae_k, device=dev, conditional=cond)
-    for w in warns:
-        print(f"warning: {w}", file=sys.stderr)
-    print(json.dumps(metrics, indent=1))                        # shown before the write, so nothing computed is lost
-    ckpt = Path(args.checkpoint).resolve()
-    save_results(metrics, chapter=args.chapter, dataset=f"{args.dataset}-{name}", config=model.config, seed=args.seed,
-                 profile=profile, metric_backend=backend, data=ref.describe(), wall_time_s=time.perf_counter() - t0,
-                 root=args.results, command=args.command_line,
-                 extra={"checkpoint": {"path": str(ckpt), "sha256": sha256_file(ckpt)},
-                        "warnings": warns})
-    print(f"wrote {path}")
+    """Scores a model file against reference images it did not train on and writes a results file. stdout carries
+    the metrics as JSON and nothing else (`json.loads` of it parses): every message of the computation (progress,
+    warnings, a downloader's lines) goes to stderr."""
+    out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        from latentgen.metrics import iwae_nll, reconstruction_error
+        t0 = time.perf_counter()
+        device = get_device(args.device)
+        model = load_model(args.checkpoint)
+        extra = model.saved_extra or {}
+        profile = get_profile(extra.get("profile") or None)           # checked now, not after an hour of metrics
+        name = args.name or _run_name(args.checkpoint)
+        path = results_path(args.chapter, profile, f"{args.dataset}-{name}", args.results)
+        _writable_folder(path.parent, "the results folder")
+        bad = nonfinite_tensors(model)
+        if bad:
+            raise UserError(f"{args.checkpoint} holds NaN or infinite values ({', '.join(bad[:3])}): the run diverged, "
+                            "and its scores would mean nothing; retrain with a lower --lr or with --grad-clip")
+        ref = _evaluation_data(args, model)
+        made = tuple(extra["dataset"].get("image_shape") or ()) if isinstance(extra.get("dataset"), dict) else ()
+        if made and tuple(made) != tuple(ref.image_shape):
+            raise UserError(f"{model.model_name} in {args.checkpoint} makes {'x'.join(map(str, made))} images, but "
+                            f"{args.dataset} {args.split} images are {'x'.join(map(str, ref.image_shape))}")
+        model = model.to(device)
+        say = lambda msg: print(f"evaluate: {msg} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
+        metrics, backend, warns = {}, None, []
+        if len(ref) < 500:
+            warns.append(f"FD and KID on {len(ref)} images are noisy and biased upwards; compare only numbers made with the same --n")
+        if isinstance(model, GenerativeModel):
+            fm, backend = _sample_metrics(model, ref, args, say, warns)
+            metrics.update(fm)
+        dev = next(model.parameters()).device
+        cond = is_conditional(model)                        # conditional models take the targets too
+        if isinstance(model, Reconstructing):
+            say("reconstruction error")
+            metrics["reconstruction"] = reconstruction_error(model.reconstruct, ref, device=dev, conditional=cond)
+        if isinstance(model, LikelihoodModel) and args.iwae_k > 0:
+            say(f"IWAE NLL with k={args.iwae_k}")
+            metrics["iwae"] = iwae_nll(model.log_weights, ref, k=args.iwae_k, device=dev, conditional=cond)
+        for w in warns:
+            print(f"warning: {w}", file=sys.stderr)
+        print(json.dumps(metrics, indent=1), file=out, flush=True)   # before the write: nothing computed is lost
+        ckpt = Path(args.checkpoint).resolve()
+        save_results(metrics, chapter=args.chapter, dataset=f"{args.dataset}-{name}", config=model.config, seed=args.seed,
+                     profile=profile, metric_backend=backend, data=ref.describe(), wall_time_s=time.perf_counter() - t0,
+                     root=args.results, command=args.command_line,
+                     extra={"checkpoint": {"path": str(ckpt), "sha256": sha256_file(ckpt)},
+                            "warnings": warns})
+        print(f"wrote {path}", file=sys.stderr)
 
 # %% ../nbs/09_cli.ipynb #9524e182
 def cmd_notebook(args):
@@ -663,7 +668,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"latentgen: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 def main(argv=None):
-    "Entry point of the `latentgen` command: user errors print one line (exit 1) unless --debug; argparse's exit 2."
+    """Entry point of the `latentgen` command: user errors print one line (exit 1) unless --debug; argparse's exit 2;
+    Ctrl-C and SIGTERM stop training after a checkpoint and exit 130 and 143 (128 + the signal)."""
     load_chapter_modules()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -673,15 +679,21 @@ def main(argv=None):
         return 2
     args.command_line = "latentgen " + " ".join(shlex.quote(a) for a in argv)
     debug = args.debug or os.environ.get("LATENTGEN_DEBUG", "").lower() in ("1", "true", "yes")
+    from latentgen.train import Interrupted
+    def on_sigterm(signum, frame):          # outside the training loop (which checkpoints first): stop, cleaning up
+        raise Interrupted("stopped by SIGTERM", signum)
+    term = (signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+            and threading.current_thread() is threading.main_thread())
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if term else None
     try:
         with warnings.catch_warnings():     # warnings on one line each, as errors are
             warnings.showwarning = _show_warning
             return args.func(args)
-    except KeyboardInterrupt as e:
+    except KeyboardInterrupt as e:          # exit 128 + the signal, as a shell reports it: 130 (Ctrl-C), 143 (SIGTERM)
         if debug:
             raise
         print(f"latentgen: {_one_line(e) if str(e) else 'interrupted'}", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise SystemExit(128 + int(getattr(e, "signum", signal.SIGINT))) from None
     except BrokenPipeError:                 # `latentgen models | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(1) from None
@@ -691,6 +703,8 @@ def main(argv=None):
         hint = "" if isinstance(e, (UserError, ValueError, OSError)) else " (--debug shows where it came from)"
         raise SystemExit(f"latentgen: error: {_one_line(e)}{hint}") from None
     finally:
+        if term:
+            signal.signal(signal.SIGTERM, previous)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 
