@@ -18,9 +18,9 @@ from .models import (MODELS, GenerativeModel, LikelihoodModel, Reconstructing, b
     is_conditional, load_model, nonfinite_tensors, save_model)
 
 # %% auto #0
-__all__ = ['SEED_MAX', 'RUN_FILES', 'SAMPLE_BATCH', 'USER_ERRORS', 'UserError', 'load_chapter_modules', 'cmd_data', 'cmd_models',
-           'RunLock', 'cmd_train', 'cmd_sample', 'cmd_metrics', 'cmd_convert', 'cmd_evaluate', 'cmd_notebook',
-           'build_parser', 'main']
+__all__ = ['SEED_MAX', 'RUN_FILES', 'SAMPLE_BATCH', 'SAMPLE_MAX', 'PER_IMAGE_MAX', 'USER_ERRORS', 'UserError',
+           'load_chapter_modules', 'cmd_data', 'cmd_models', 'RunLock', 'cmd_train', 'cmd_sample', 'cmd_metrics',
+           'cmd_convert', 'cmd_evaluate', 'cmd_notebook', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #59a05c27
 class UserError(Exception):
@@ -32,8 +32,8 @@ def load_chapter_modules():
         if m.name.startswith("ch"):
             importlib.import_module(f"latentgen.{m.name}")
 
-def _number(kind, low: float, strict: bool):
-    "An argparse type: a `kind` number >= `low` (> `low` if `strict`)."
+def _number(kind, low: float, strict: bool, high: float | None = None, why: str = ""):
+    "An argparse type: a `kind` number >= `low` (> `low` if `strict`), and <= `high` if given (`why` says why)."
     def parse(v: str):
         try:
             x = kind(v)
@@ -43,6 +43,8 @@ def _number(kind, low: float, strict: bool):
             raise argparse.ArgumentTypeError(f"must be {'greater than' if strict else 'at least'} {low}, got {v}")
         if x in (float("inf"), float("-inf")):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {v}")
+        if high is not None and x > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}{why}, got {v}")
         return x
     return parse
 
@@ -58,6 +60,15 @@ def _seed(v: str) -> int:
     if not 0 <= x <= SEED_MAX:
         raise argparse.ArgumentTypeError(f"must be from 0 to {SEED_MAX}, got {v}")
     return x
+
+def _name(v: str) -> str:
+    """An argparse type: a name that becomes one path component (a results file, a chapter's folder): no path
+    separator, not `.` or `..`, not empty, not hidden; so what it names stays under its root folder."""
+    seps = {"/", "\\", os.sep, os.altsep} - {None}
+    if not v or v in (".", "..") or v.startswith(".") or any(s in v for s in seps) or "\0" in v or v != v.strip():
+        raise argparse.ArgumentTypeError(f"{v!r} is not a name: it becomes a file or folder name, so it must not "
+                                         "contain / or \\, start with a dot, begin or end with a space, or be empty")
+    return v
 
 def _parse_value(v: str):
     try:
@@ -235,6 +246,23 @@ def _training_data(args):
     return ImageSubset(ds, args.subset, args.seed) if args.subset else ds
 
 # %% ../nbs/09_cli.ipynb #b0585feb
+def _new_folders(folder: Path) -> list[Path]:
+    "The folders that creating `folder` makes: it and its missing parents, deepest first."
+    new, p = [], Path(os.path.abspath(folder))
+    while not os.path.lexists(p) and p != p.parent:
+        new.append(p); p = p.parent
+    return new
+
+def _remove_if_empty(folders: list[Path]):
+    "Remove the folders of `_new_folders`, deepest first, while they are empty (what a failed start made, and no more)."
+    for f in folders:
+        try:
+            f.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:                       # not empty (the run wrote something): leave it and its parents
+            break
+
 def _rank_device(device: str) -> str:
     "Under torchrun, `--device cuda` means this process's GPU, `cuda:$LOCAL_RANK`."
     return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if device == "cuda" else device
@@ -252,6 +280,7 @@ def cmd_train(args):
     if world > 1 and args.batch_size % world:
         raise UserError(f"--batch-size {args.batch_size} is the global batch: it must be divisible by the {world} processes")
     out = Path(args.out or f"runs/{args.model}-{args.dataset}-{profile}")
+    made = _new_folders(out) if rank == 0 else []   # removed again if the run fails before writing anything
     problem, lock = None, RunLock(out, args.command_line)
     if rank == 0:                             # one process checks, clears and locks the folder; all stop on its verdict
         try:
@@ -262,11 +291,16 @@ def cmd_train(args):
     if world > 1:
         box = [problem]; torch.distributed.broadcast_object_list(box, src=0); problem = box[0]
     if problem:
+        _remove_if_empty(made)
         raise UserError(problem)
+    ok = False
     try:
         _train_locked(args, out, profile, device, overrides, rank, world)
+        ok = True
     finally:
         lock.__exit__()
+        if not ok:                            # a failed start (a bad --set value, too few images) leaves no empty folder
+            _remove_if_empty(made)
 
 # %% ../nbs/09_cli.ipynb #ef274da9
 def _train_locked(args, out, profile, device, overrides, rank, world):
@@ -304,6 +338,8 @@ def _train_locked(args, out, profile, device, overrides, rank, world):
 
 # %% ../nbs/09_cli.ipynb #c210f360
 SAMPLE_BATCH = 256     # samples drawn per call of model.sample by `latentgen sample`
+SAMPLE_MAX = 100_000   # `sample --n`: at most this many samples in one command
+PER_IMAGE_MAX = 10_000 # `sample --per-image`: at most this many samples in one grid (the grid is drawn in memory)
 
 def cmd_sample(args):
     from latentgen.viz import show_images
@@ -401,6 +437,13 @@ def _evaluation_data(args, model):
                             "save_model(model, path, dataset=data.describe(), train_indices=...)")
         print(f"warning: {args.checkpoint} {what}: the reference images may include training images", file=sys.stderr)
     if args.holdout:
+        if same and train_idx is None:        # trained on this split, images unknown: the held-out cut proves nothing
+            if not args.allow_train_images:
+                raise UserError(f"{args.checkpoint} was trained on the {full.split} split of {full.name} but does not "
+                                f"record which images, so the --holdout {args.holdout} images may have trained it; "
+                                "evaluate on another --split, or pass --allow-train-images to score (optimistically) "
+                                "on images it may have trained on")
+            print("warning: the held-out images may include training images", file=sys.stderr)
         pool = split_holdout(full, args.holdout, args.seed)[1]
         ref = pool if args.n >= len(pool) else ImageSubset(pool, args.n, args.seed)
         if same and train_idx is not None:
@@ -462,7 +505,9 @@ def cmd_evaluate(args):
         profile = get_profile(extra.get("profile") or None)           # checked now, not after an hour of metrics
         name = args.name or _run_name(args.checkpoint)
         path = results_path(args.chapter, profile, f"{args.dataset}-{name}", args.results)
-        _writable_folder(path.parent, "the results folder")
+        made = _new_folders(path.parent)
+        _writable_folder(path.parent, "the results folder")  # proved writable now, made again when the file is
+        _remove_if_empty(made)                               # written: a refused evaluation leaves no empty folder
         bad = nonfinite_tensors(model)
         if bad:
             raise UserError(f"{args.checkpoint} holds NaN or infinite values ({', '.join(bad[:3])}): the run diverged, "
@@ -587,11 +632,13 @@ def _sample_args(command):
     "The `sample` command."
     s = command("sample", "draw samples from a saved model into an image grid")
     s.add_argument("checkpoint", help="a model file written by `latentgen train` (RUN/model.pt)")
-    s.add_argument("--n", type=_positive_int, default=64, help="number of samples (default 64)")
+    s.add_argument("--n", type=_number(int, 1, False, SAMPLE_MAX, " (a bound on the time and disk one command takes)"),
+                   default=64, help=f"number of samples (default 64, at most {SAMPLE_MAX:,})")
     s.add_argument("--out", default="samples.png", help="image file (png unless its name says otherwise)")
     s.add_argument("--seed", type=_seed, default=0, help="seeds the draws (default 0)")
-    s.add_argument("--per-image", type=_positive_int, default=1024, metavar="N",
-                   help="at most N samples in one grid image; more go to OUT-000.png, OUT-001.png, ... (default 1024)")
+    s.add_argument("--per-image", type=_number(int, 1, False, PER_IMAGE_MAX, " (one grid is held in memory)"),
+                   default=1024, metavar="N", help="at most N samples in one grid image; more go to OUT-000.png, "
+                   f"OUT-001.png, ... (default 1024, at most {PER_IMAGE_MAX:,})")
     s.set_defaults(func=cmd_sample)
 
 def _notebook_args(command):
@@ -622,10 +669,11 @@ def _evaluate_args(command):
     e.add_argument("--backend", choices=["auto", "inception", "classifier", "random"],
                    help="sample-metric features (default auto: InceptionV3 if its weights are present, else the dataset's classifier)")
     e.add_argument("--iwae-k", type=_count, default=0, help="importance samples for the IWAE NLL (0: skip it)")
-    e.add_argument("--chapter", default="cli", help="results go to RESULTS/CHAPTER/PROFILE/ (default cli)")
+    e.add_argument("--chapter", type=_name, default="cli",
+                   help="results go to RESULTS/CHAPTER/PROFILE/ (default cli; a name, not a path)")
     e.add_argument("--results", help="results root (default: $LATENTGEN_RESULTS, else results/ under $LATENTGEN_HOME, "
                    "else under the checkout you run from, else under the working directory)")
-    e.add_argument("--name", help="results file name (default: the run folder's name)")
+    e.add_argument("--name", type=_name, help="results file name (default: the run folder's name; a name, not a path)")
     e.add_argument("--seed", type=_seed, default=0, help="seeds the reference subset and the samples (default 0)")
     e.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: CUDA when available)")
     e.add_argument("--root", help="data root (default: $LATENTGEN_DATA, ./data, ../data)")
@@ -664,6 +712,13 @@ def build_parser() -> argparse.ArgumentParser:
 # %% ../nbs/09_cli.ipynb #b254a270
 USER_ERRORS = (UserError, ValueError, TypeError, KeyError, OSError, RuntimeError, FloatingPointError, zipfile.BadZipFile)
 
+_CUDA_OOM = getattr(torch.cuda, "OutOfMemoryError", MemoryError)
+_MEMORY_HINTS = {
+    "sample": f"lower --per-image (one grid of up to --per-image samples is drawn in memory; at most {PER_IMAGE_MAX:,})",
+    "train": "lower --batch-size (the global batch and its activations are held in memory)",
+    "evaluate": "lower --n (the reference images and as many samples are held in memory) or --iwae-k",
+}
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"latentgen: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
@@ -694,6 +749,12 @@ def main(argv=None):
             raise
         print(f"latentgen: {_one_line(e) if str(e) else 'interrupted'}", file=sys.stderr)
         raise SystemExit(128 + int(getattr(e, "signum", signal.SIGINT))) from None
+    except (MemoryError, _CUDA_OOM) as e:   # one line, naming what to lower (and the bound, where there is one)
+        if debug:
+            raise
+        where = "GPU memory" if isinstance(e, _CUDA_OOM) else "memory"
+        raise SystemExit(f"latentgen: error: {args.command} ran out of {where}; "
+                         f"{_MEMORY_HINTS.get(args.command, 'free memory, or ask for less work')}") from None
     except BrokenPipeError:                 # `latentgen models | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(1) from None

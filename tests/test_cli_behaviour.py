@@ -101,3 +101,85 @@ def test_signal_saves_a_resumable_checkpoint_and_releases_the_run(tmp_path, sig,
     r = _cli(*train, "--resume", "--steps", step + 3)
     assert r.returncode == 0 and "resuming from" in r.stdout, r.stdout + r.stderr
     assert (out / "model.pt").exists() and safe_torch_load(out / "trainer.ckpt")["step"] == step + 3
+
+
+# ------------------------------------------------------------------------------------------- names become paths
+@pytest.mark.parametrize("option", ["--name", "--chapter"])
+@pytest.mark.parametrize("bad", ["../escape", "a/b", "/abs", "..", ".", "", ".hidden", "a\\b"])
+def test_evaluate_names_that_would_leave_the_results_folder_are_refused(tiny_run, tmp_path, capsys, option, bad):
+    res = tmp_path / "res"
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(tiny_run / "model.pt"), "--dataset", "digits", "--n", "100", "--backend", "random",
+              "--results", str(res), option, bad])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "is not a name" in err[-1] and option in err[-1], err
+    assert not res.exists() and not (tmp_path / "escape").exists()
+
+
+def test_evaluate_name_and_chapter_land_under_the_results_root(tiny_run, tmp_path, capsys):
+    res = tmp_path / "res"
+    main(["evaluate", str(tiny_run / "model.pt"), "--dataset", "digits", "--n", "100", "--backend", "random",
+          "--results", str(res), "--name", "my-run", "--chapter", "ch9"])
+    files = [p.relative_to(res) for p in res.rglob("*.json")]
+    assert [f.parts for f in files] == [("ch9", "quick", "digits-my-run.json")], files
+
+
+# ----------------------------------------------------------------------------------- no empty folder on failure
+def test_failed_start_leaves_no_empty_run_folder(tmp_path):
+    out = tmp_path / "runs" / "new"
+    _fails(["train", "vae", "--dataset", "digits", "--steps", "2", "--out", out, "--set", "latent_dim=-1"], "error")
+    assert not out.exists() and not out.parent.exists()
+    _fails(["train", "vae", "--dataset", "digits", "--steps", "2", "--out", out, "--batch-size", "100000"],
+           "fewer than one batch")
+    assert not out.parent.exists()
+    (tmp_path / "mine").mkdir()                          # a folder the user made is theirs: left in place
+    _fails(["train", "vae", "--dataset", "digits", "--steps", "2", "--out", tmp_path / "mine", "--set", "latent_dim=-1"],
+           "error")
+    assert (tmp_path / "mine").is_dir()
+
+
+def test_refused_evaluation_leaves_no_empty_results_folder(tiny_run, tmp_path):
+    from latentgen.models import load_model, save_model
+    m = load_model(tiny_run / "model.pt")
+    save_model(m, tmp_path / "bare" / "model.pt")            # records no data: refused
+    _fails(["evaluate", tmp_path / "bare" / "model.pt", "--dataset", "digits", "--results", tmp_path / "res"],
+           "does not record which data trained it")
+    assert not (tmp_path / "res").exists()
+
+
+# ---------------------------------------------------------------------------------- provenance on every path
+def test_evaluate_holdout_refuses_a_model_without_training_indices(tiny_run, tmp_path, capsys):
+    "A model trained on this split whose file does not say which images: --holdout N may hold its training images."
+    from latentgen.models import load_model, save_model
+    m = load_model(tiny_run / "model.pt")
+    extra = {k: v for k, v in m.saved_extra.items() if k != "train_indices"}
+    save_model(m, tmp_path / "noidx" / "model.pt", **extra)
+    argv = ["evaluate", tmp_path / "noidx" / "model.pt", "--dataset", "digits", "--split", "train", "--holdout", "100",
+            "--backend", "random", "--results", tmp_path / "res"]
+    _fails(argv, "does not record which images, so the --holdout 100 images may have trained it")
+    assert not (tmp_path / "res").exists()
+    main([str(a) for a in argv] + ["--allow-train-images"])            # on request, with a warning
+    assert "may include training images" in capsys.readouterr().err
+    # the model file that records its indices: held-out images that trained it are refused too (all 100 did)
+    _fails(["evaluate", tiny_run / "model.pt", "--dataset", "digits", "--split", "train", "--holdout", "100",
+            "--backend", "random", "--results", tmp_path / "res2"], "held-out images trained the model")
+
+
+# ------------------------------------------------------------------------------------------ bounds before work
+@pytest.mark.parametrize("argv,text", [(["--n", "100001"], "--n: must be at most 100,000"),
+                                       (["--per-image", "10001"], "--per-image: must be at most 10,000")])
+def test_sample_bounds_are_checked_before_work(tiny_run, tmp_path, capsys, argv, text):
+    with pytest.raises(SystemExit) as e:
+        main(["sample", str(tiny_run / "model.pt"), "--out", str(tmp_path / "s.png"), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and text in err[-1], err
+    assert not list(tmp_path.iterdir())
+
+
+def test_out_of_memory_is_one_line_naming_the_limit(tiny_run, tmp_path, monkeypatch):
+    import latentgen.viz as viz
+    def oom(*a, **kw):
+        raise MemoryError()
+    monkeypatch.setattr(viz, "show_images", oom)
+    msg = _fails(["sample", tiny_run / "model.pt", "--n", "9", "--out", tmp_path / "s.png"], "ran out of memory")
+    assert "--per-image" in msg and "10,000" in msg
