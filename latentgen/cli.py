@@ -2,7 +2,7 @@
 
 # %% ../nbs/09_cli.ipynb #ff061e71
 from __future__ import annotations
-import argparse, contextlib, importlib, io, json, os, pkgutil, shlex, signal, sys, threading, time, warnings, zipfile
+import argparse, contextlib, importlib, io, json, os, pkgutil, shlex, shutil, signal, sys, threading, time, warnings, zipfile
 from pathlib import Path
 
 import torch
@@ -281,30 +281,56 @@ def cmd_train(args):
         raise UserError(f"--batch-size {args.batch_size} is the global batch: it must be divisible by the {world} processes")
     out = Path(args.out or f"runs/{args.model}-{args.dataset}-{profile}")
     made = _new_folders(out) if rank == 0 else []   # removed again if the run fails before writing anything
-    problem, lock = None, RunLock(out, args.command_line)
+    problem, lock, replacing = None, RunLock(out, args.command_line), False
+    work = out.with_name(f".{out.name}.new-run")   # --force over a run: the new run trains here, beside the old one
     if rank == 0:                             # one process checks, clears and locks the folder; all stop on its verdict
         try:
             _prepare_run_folder(out, args.resume, args.force)
             lock.__enter__()
+            replacing = args.force and any((out / f).exists() for f in RUN_FILES)
+            if replacing:                     # what a killed forced run left there (the lock on `out` says none runs)
+                shutil.rmtree(work, ignore_errors=True)
+                _writable_folder(work, "the new run's folder")
         except UserError as e:
             problem = str(e)
     if world > 1:
-        box = [problem]; torch.distributed.broadcast_object_list(box, src=0); problem = box[0]
+        box = [problem, replacing]; torch.distributed.broadcast_object_list(box, src=0); problem, replacing = box
     if problem:
+        lock.__exit__()
         _remove_if_empty(made)
         raise UserError(problem)
     ok = False
     try:
-        _train_locked(args, out, profile, device, overrides, rank, world)
+        _train_locked(args, work if replacing else out, profile, device, overrides, rank, world, shown=out)
         ok = True
+    except KeyboardInterrupt as e:            # the new run's checkpoint is good: it replaces the old run, and resumes
+        if replacing and rank == 0 and (work / "trainer.ckpt").exists():
+            _swap_in(work, out)
+            e.args = tuple(str(a).replace(str(work), str(out)) for a in e.args)
+        raise
     finally:
+        if replacing and rank == 0:
+            if ok:
+                _swap_in(work, out)
+            shutil.rmtree(work, ignore_errors=True)   # a failed forced run: the old run is left as it was
         lock.__exit__()
         if not ok:                            # a failed start (a bad --set value, too few images) leaves no empty folder
             _remove_if_empty(made)
 
+def _swap_in(work: Path, out: Path):
+    """Replace the run in `out` by the one in `work`: each run file is moved over (atomically, one by one), an old one
+    the new run did not write is deleted; other files in `out` stay."""
+    for f in RUN_FILES:
+        if (work / f).exists():
+            os.replace(work / f, out / f)
+        else:
+            (out / f).unlink(missing_ok=True)
+
 # %% ../nbs/09_cli.ipynb #ef274da9
-def _train_locked(args, out, profile, device, overrides, rank, world):
-    "The part of `cmd_train` that runs while this run holds `out`."
+def _train_locked(args, out, profile, device, overrides, rank, world, shown=None):
+    """The part of `cmd_train` that runs while this run holds its folder: writes to `out` (a `--force`d run: a folder
+    beside the old run, swapped in at the end), names `shown` (the run folder) in its messages."""
+    shown = out if shown is None else shown
     from latentgen.train import Trainer
     seed_everything(args.seed)
     ds = _training_data(args)
@@ -325,15 +351,16 @@ def _train_locked(args, out, profile, device, overrides, rank, world):
     diverged = trainer.divergence()           # the same records, so the same verdict, on every process
     if diverged:                              # a finite blow-up is no model: keep the last good model.pt, if any
         raise UserError(f"{args.model} on {args.dataset}: {diverged}; model.pt was not written"
-                        + (" (the one there is the previous run's)" if (out / "model.pt").exists() else "")
-                        + f", and {out / 'trainer.ckpt'} holds the diverged state; train again with --force and a lower "
-                        "--lr or --grad-clip")
+                        + (f"; the run in {shown} is left as it was" if shown != out else
+                           (" (the one there is the previous run's)" if (out / "model.pt").exists() else "")
+                           + f", and {out / 'trainer.ckpt'} holds the diverged state")
+                        + "; train again with --force and a lower --lr or --grad-clip")
     if rank == 0:                             # every process holds the same weights; rank 0 writes them
         train_idx = base_indices(ds)[1].to(torch.int32)      # which images of the split trained it: evaluate leaves them out
         save_model(model.cpu(), out / "model.pt", dataset=ds.describe(), train_indices=train_idx, profile=profile,
                    command=args.command_line + (f" (torchrun, {world} processes)" if world > 1 else ""))
         atomic_write_bytes(out / "history.json", sealed_json_bytes(trainer.history.state_dict(), indent=None))
-        print(f"saved {out / 'model.pt'} and {out / 'history.json'}")
+        print(f"saved {shown / 'model.pt'} and {shown / 'history.json'}")
     barrier()
 
 # %% ../nbs/09_cli.ipynb #c210f360

@@ -183,3 +183,56 @@ def test_out_of_memory_is_one_line_naming_the_limit(tiny_run, tmp_path, monkeypa
     monkeypatch.setattr(viz, "show_images", oom)
     msg = _fails(["sample", tiny_run / "model.pt", "--n", "9", "--out", tmp_path / "s.png"], "ran out of memory")
     assert "--per-image" in msg and "10,000" in msg
+
+
+# ------------------------------------------------------------------------------------------- --force is atomic
+def _hashes(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_failed_forced_run_leaves_the_old_run_byte_identical(tmp_path):
+    out = tmp_path / "run"
+    train = ["train", "vae", "--dataset", "digits", "--batch-size", "64", "--out", out, *SMALL]
+    main([str(a) for a in train + ["--steps", "3"]])
+    before = _hashes(out)
+    assert {"model.pt", "trainer.ckpt", "history.json"} <= set(before)
+    # a forced run that diverges (the loop refuses to save it as a model) after writing checkpoints of its own
+    _fails(train + ["--force", "--epochs", "3", "--lr", "1e6"], "diverged")
+    assert _hashes(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]           # the new run's folder is gone
+    # a forced run that succeeds replaces the three run files
+    main([str(a) for a in train + ["--force", "--steps", "4"]])
+    after = _hashes(out)
+    assert set(after) == set(before) and all(after[f] != before[f] for f in before)
+    from latentgen.fileio import safe_torch_load
+    assert safe_torch_load(out / "trainer.ckpt")["step"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_interrupted_forced_run_replaces_the_old_one_and_resumes(tmp_path):
+    "Once the new run has a checkpoint (its interruption writes one), it is the run in the folder: --resume continues it."
+    from latentgen.fileio import safe_torch_load
+    out = tmp_path / "run"
+    train = ["train", "vae", "--dataset", "digits", "--batch-size", "32", "--out", out, *SMALL]
+    assert _cli(*train, "--steps", "3").returncode == 0
+    p = subprocess.Popen([sys.executable, "-m", "latentgen", *map(str, train), "--force", "--steps", "1000000",
+                          "--ckpt-every", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    work = tmp_path / ".run.new-run"
+    try:
+        deadline = time.monotonic() + 120
+        while not (work / "trainer.ckpt").exists():
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.1)
+        assert safe_torch_load(out / "trainer.ckpt")["step"] == 3          # the old run, whole, meanwhile
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 143 and str(out / "trainer.ckpt") in err and ".new-run" not in err, err
+    step = safe_torch_load(out / "trainer.ckpt")["step"]
+    assert step >= 5 and not (out / "model.pt").exists() and not work.exists()
+    r = _cli(*train, "--resume", "--steps", step + 2)
+    assert r.returncode == 0 and "resuming from" in r.stdout, r.stdout + r.stderr
+    assert safe_torch_load(out / "trainer.ckpt")["step"] == step + 2
