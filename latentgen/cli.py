@@ -177,8 +177,8 @@ RUN_FILES = ("model.pt", "trainer.ckpt", "history.json")
 
 def _prepare_run_folder(out: Path, resume: bool, force: bool) -> Path:
     """Refuse to destroy a run, check that `out` can be written, and clear what a killed run left: all before training.
-    `--force` deletes nothing: the new run does not read the old checkpoint, and each old file is replaced (atomically)
-    only when the new run writes its own, so a new run that fails early leaves the old one whole."""
+    `--force` deletes nothing here: the new run trains in a folder beside the old one (`cmd_train`), whose files it
+    replaces only at its end, or when it is interrupted with a checkpoint; a new run that fails leaves the old one whole."""
     held = [f for f in RUN_FILES if (out / f).exists()]
     if held and not (resume or force):
         raise UserError(f"{out} already holds a run ({', '.join(held)}); use --resume to continue it "
@@ -433,8 +433,8 @@ def cmd_metrics(args):
 def cmd_convert(args):
     from latentgen.models import convert_file
     if not args.i_trust_this_file:
-        raise UserError(f"converting opens {args.file} with full pickle, which runs any code the file names; "
-                        "repeat with --i-trust-this-file if you wrote it yourself (or trust who did)")
+        raise UserError(f"converting opens {args.file} with full pickle, which executes any code the file holds; "
+                        "repeat with --i-trust-this-file only if you wrote it yourself (or trust who did)")
     print(f"converted {convert_file(args.file)}: it now opens with weights_only=True")
 
 # %% ../nbs/09_cli.ipynb #77fd1984

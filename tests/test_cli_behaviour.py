@@ -236,3 +236,17 @@ def test_interrupted_forced_run_replaces_the_old_one_and_resumes(tmp_path):
     r = _cli(*train, "--resume", "--steps", step + 2)
     assert r.returncode == 0 and "resuming from" in r.stdout, r.stdout + r.stderr
     assert safe_torch_load(out / "trainer.ckpt")["step"] == step + 2
+
+
+# ----------------------------------------------------------------------------------------- crafted pickles
+class _RunsCode:
+    def __reduce__(self):
+        return (os.getpid, ())
+
+
+def test_refusal_suggests_convert_only_with_the_warning_that_it_executes_code(tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"name": "vae", "config": {}, "state_dict": {}, "extra": _RunsCode()}, evil)
+    for argv in (["sample", evil, "--out", tmp_path / "s.png"], ["convert", evil]):
+        msg = _fails(argv, "--i-trust-this-file")
+        assert "executes any code the file holds" in msg and "only if you wrote it yourself" in msg.lower(), msg
