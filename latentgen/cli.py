@@ -18,7 +18,7 @@ from .models import (MODELS, GenerativeModel, LikelihoodModel, Reconstructing, b
     is_conditional, load_model, nonfinite_tensors, save_model)
 
 # %% auto #0
-__all__ = ['SEED_MAX', 'RUN_FILES', 'SAMPLE_BATCH', 'SAMPLE_MAX', 'PER_IMAGE_MAX', 'USER_ERRORS', 'UserError',
+__all__ = ['SEED_MAX', 'RUN_FILES', 'SAMPLE_BATCH', 'SAMPLE_MAX', 'PER_IMAGE_MAX', 'ENVIRONMENT', 'USER_ERRORS', 'UserError',
            'load_chapter_modules', 'cmd_data', 'cmd_models', 'RunLock', 'cmd_train', 'cmd_sample', 'cmd_metrics',
            'cmd_convert', 'cmd_evaluate', 'cmd_notebook', 'build_parser', 'main']
 
@@ -722,9 +722,29 @@ def _metrics_args(command):
     m.set_defaults(func=cmd_metrics)
 
 # %% ../nbs/09_cli.ipynb #f3e69561
+ENVIRONMENT = {   # the environment variables latentgen reads, listed at the end of `latentgen --help`
+    "LATENTGEN_DATA": "data root (else ./data, ../data)",
+    "LATENTGEN_HOME": "where runs/ and results/ go (else the checkout, else the working folder)",
+    "LATENTGEN_RUNS": "the chapters' run folders (else runs/ under LATENTGEN_HOME)",
+    "LATENTGEN_RESULTS": "results files (else results/ under LATENTGEN_HOME)",
+    "LATENTGEN_PROFILE": "quick, gpu or paper (else gpu on CUDA, quick elsewhere)",
+    "LATENTGEN_OFFLINE": "1: never download (data, weights); a missing file is an error",
+    "LATENTGEN_PROGRESS": "0: no progress bars",
+    "LATENTGEN_RETRAIN": "1: the chapters train every run again instead of loading saved ones",
+    "LATENTGEN_METRIC_BACKEND": "auto, inception, classifier or random: the sample-metric features",
+    "LATENTGEN_INCEPTION_WEIGHTS": "a local copy of the FID InceptionV3 weights",
+    "LATENTGEN_EXTRACTORS": "folder of the dataset classifiers (else ~/.cache/latentgen/extractors)",
+    "LATENTGEN_VGG16_WEIGHTS": "a local copy of the VGG16 weights (chapter 3's perceptual loss)",
+    "LATENTGEN_DIST_BACKEND": "torch.distributed backend under torchrun (else nccl on CUDA, gloo elsewhere)",
+    "LATENTGEN_DEBUG": "1: show Python tracebacks (as --debug)",
+}
+
 def build_parser() -> argparse.ArgumentParser:
+    w = max(map(len, ENVIRONMENT))
+    epilog = "environment variables:\n" + "\n".join(f"  {k:<{w}}  {v}" for k, v in ENVIRONMENT.items())
     p = argparse.ArgumentParser(prog="latentgen", description="latentgen: latent-variable image generators "
-                                "(data, training, sampling, evaluation). The book is built with jupyter-book.")
+                                "(data, training, sampling, evaluation). The book is built with jupyter-book.",
+                                epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"latentgen {latentgen.__version__}")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks (also $LATENTGEN_DEBUG=1)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")   # none given: the help, not argparse's one-liner

@@ -250,3 +250,13 @@ def test_refusal_suggests_convert_only_with_the_warning_that_it_executes_code(tm
     for argv in (["sample", evil, "--out", tmp_path / "s.png"], ["convert", evil]):
         msg = _fails(argv, "--i-trust-this-file")
         assert "executes any code the file holds" in msg and "only if you wrote it yourself" in msg.lower(), msg
+
+
+def test_help_lists_every_environment_variable_the_package_reads():
+    import re
+    read = set()
+    for f in (ROOT / "latentgen").glob("*.py"):
+        read |= set(re.findall(r"LATENTGEN_[A-Z0-9_]*[A-Z0-9]", f.read_text()))
+    out = _cli("--help").stdout
+    listed = set(re.findall(r"^  (LATENTGEN_\w+)  ", out, re.M))
+    assert listed == read, (sorted(read - listed), sorted(listed - read))
