@@ -63,12 +63,13 @@ def test_sdist_and_wheel_from_it_install_a_working_command(tmp_path):
     assert {"latentgen/__main__.py", "latentgen/cli.py", "latentgen/weights/mnist-classifier.pt"} <= set(wnames)
 
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], env=env)
     py, exe = venv / "bin" / "python", venv / "bin" / "latentgen"
-    _run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)])
+    # --force-reinstall: the same version may be installed where the venv sees it (system site-packages, editable)
+    _run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall", str(wheel)], env=env)
     empty = tmp_path / "empty"
     empty.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     for cmd in ([str(exe), "--version"], [str(py), "-m", "latentgen", "--version"]):
         r = _run(cmd, cwd=empty, env=env)
         assert r.stdout.strip() == f"latentgen {version}", (cmd, r.stdout, r.stderr)
