@@ -10,6 +10,7 @@ cfg = cfg["DEFAULT"]
 
 requirements = cfg.get("requirements", "").split()
 dev_requirements = cfg.get("dev_requirements", "").split()
+book_requirements = cfg.get("book_requirements", "").split()   # `latentgen notebook` (executes a notebook)
 scripts = [s.strip() for s in cfg.get("console_scripts", "").split("\n") if s.strip()]
 
 setuptools.setup(
@@ -24,17 +25,18 @@ setuptools.setup(
     license_files=["LICENSE"],
     classifiers=[
         "Development Status :: 3 - Alpha", "Intended Audience :: Developers", "Intended Audience :: Science/Research",
-        "License :: OSI Approved :: Apache Software License", "Natural Language :: English",
+        "Natural Language :: English",
         "Programming Language :: Python :: 3", "Programming Language :: Python :: 3 :: Only",
         "Topic :: Scientific/Engineering :: Artificial Intelligence"],
     url=cfg["git_url"],
     keywords=cfg["keywords"].split(),
     python_requires=">=" + cfg["min_python"],
-    packages=setuptools.find_packages(include=["latentgen", "latentgen.*"]),
+    # latentgen.weights holds data files only (no __init__.py): listed as a package so setuptools ships it as one
+    packages=setuptools.find_packages(include=["latentgen", "latentgen.*"]) + ["latentgen.weights"],
     install_requires=requirements,
-    extras_require={"dev": dev_requirements},
+    extras_require={"book": book_requirements, "dev": book_requirements + dev_requirements},
     entry_points={"console_scripts": scripts, "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     include_package_data=True,
-    package_data={"latentgen": ["weights/*.pt", "weights/*.json"]},   # the sample-metric classifiers
+    package_data={"latentgen.weights": ["*.pt", "*.json"]},   # the sample-metric classifiers
     zip_safe=False,
 )

@@ -2,7 +2,7 @@
 
 # %% ../nbs/09_cli.ipynb #ff061e71
 from __future__ import annotations
-import argparse, importlib, io, json, os, pkgutil, shlex, sys, time, warnings, zipfile
+import argparse, contextlib, importlib, io, json, os, pkgutil, shlex, shutil, signal, sys, threading, time, warnings, zipfile
 from pathlib import Path
 
 import torch
@@ -18,9 +18,9 @@ from .models import (MODELS, GenerativeModel, LikelihoodModel, Reconstructing, b
     is_conditional, load_model, nonfinite_tensors, save_model)
 
 # %% auto #0
-__all__ = ['SEED_MAX', 'RUN_FILES', 'SAMPLE_BATCH', 'USER_ERRORS', 'UserError', 'load_chapter_modules', 'cmd_data', 'cmd_models',
-           'RunLock', 'cmd_train', 'cmd_sample', 'cmd_metrics', 'cmd_convert', 'cmd_evaluate', 'cmd_notebook',
-           'build_parser', 'main']
+__all__ = ['SEED_MAX', 'RUN_FILES', 'SAMPLE_BATCH', 'SAMPLE_MAX', 'PER_IMAGE_MAX', 'ENVIRONMENT', 'USER_ERRORS', 'UserError',
+           'load_chapter_modules', 'cmd_data', 'cmd_models', 'RunLock', 'cmd_train', 'cmd_sample', 'cmd_metrics',
+           'cmd_convert', 'cmd_evaluate', 'cmd_notebook', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #59a05c27
 class UserError(Exception):
@@ -32,8 +32,8 @@ def load_chapter_modules():
         if m.name.startswith("ch"):
             importlib.import_module(f"latentgen.{m.name}")
 
-def _number(kind, low: float, strict: bool):
-    "An argparse type: a `kind` number >= `low` (> `low` if `strict`)."
+def _number(kind, low: float, strict: bool, high: float | None = None, why: str = ""):
+    "An argparse type: a `kind` number >= `low` (> `low` if `strict`), and <= `high` if given (`why` says why)."
     def parse(v: str):
         try:
             x = kind(v)
@@ -43,6 +43,8 @@ def _number(kind, low: float, strict: bool):
             raise argparse.ArgumentTypeError(f"must be {'greater than' if strict else 'at least'} {low}, got {v}")
         if x in (float("inf"), float("-inf")):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {v}")
+        if high is not None and x > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}{why}, got {v}")
         return x
     return parse
 
@@ -58,6 +60,15 @@ def _seed(v: str) -> int:
     if not 0 <= x <= SEED_MAX:
         raise argparse.ArgumentTypeError(f"must be from 0 to {SEED_MAX}, got {v}")
     return x
+
+def _name(v: str) -> str:
+    """An argparse type: a name that becomes one path component (a results file, a chapter's folder): no path
+    separator, not `.` or `..`, not empty, not hidden; so what it names stays under its root folder."""
+    seps = {"/", "\\", os.sep, os.altsep} - {None}
+    if not v or v in (".", "..") or v.startswith(".") or any(s in v for s in seps) or "\0" in v or v != v.strip():
+        raise argparse.ArgumentTypeError(f"{v!r} is not a name: it becomes a file or folder name, so it must not "
+                                         "contain / or \\, start with a dot, begin or end with a space, or be empty")
+    return v
 
 def _parse_value(v: str):
     try:
@@ -166,8 +177,8 @@ RUN_FILES = ("model.pt", "trainer.ckpt", "history.json")
 
 def _prepare_run_folder(out: Path, resume: bool, force: bool) -> Path:
     """Refuse to destroy a run, check that `out` can be written, and clear what a killed run left: all before training.
-    `--force` deletes nothing: the new run does not read the old checkpoint, and each old file is replaced (atomically)
-    only when the new run writes its own, so a new run that fails early leaves the old one whole."""
+    `--force` deletes nothing here: the new run trains in a folder beside the old one (`cmd_train`), whose files it
+    replaces only at its end, or when it is interrupted with a checkpoint; a new run that fails leaves the old one whole."""
     held = [f for f in RUN_FILES if (out / f).exists()]
     if held and not (resume or force):
         raise UserError(f"{out} already holds a run ({', '.join(held)}); use --resume to continue it "
@@ -247,6 +258,23 @@ def _training_data(args):
     return ImageSubset(ds, args.subset, args.seed) if args.subset else ds
 
 # %% ../nbs/09_cli.ipynb #b0585feb
+def _new_folders(folder: Path) -> list[Path]:
+    "The folders that creating `folder` makes: it and its missing parents, deepest first."
+    new, p = [], Path(os.path.abspath(folder))
+    while not os.path.lexists(p) and p != p.parent:
+        new.append(p); p = p.parent
+    return new
+
+def _remove_if_empty(folders: list[Path]):
+    "Remove the folders of `_new_folders`, deepest first, while they are empty (what a failed start made, and no more)."
+    for f in folders:
+        try:
+            f.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:                       # not empty (the run wrote something): leave it and its parents
+            break
+
 def _rank_device(device: str) -> str:
     "Under torchrun, `--device cuda` means this process's GPU, `cuda:$LOCAL_RANK`."
     return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if device == "cuda" else device
@@ -264,25 +292,57 @@ def cmd_train(args):
     if world > 1 and args.batch_size % world:
         raise UserError(f"--batch-size {args.batch_size} is the global batch: it must be divisible by the {world} processes")
     out = Path(args.out or f"runs/{args.model}-{args.dataset}-{profile}")
-    problem, lock = None, RunLock(out, args.command_line)
+    made = _new_folders(out) if rank == 0 else []   # removed again if the run fails before writing anything
+    problem, lock, replacing = None, RunLock(out, args.command_line), False
+    work = out.with_name(f".{out.name}.new-run")   # --force over a run: the new run trains here, beside the old one
     if rank == 0:                             # one process checks, clears and locks the folder; all stop on its verdict
         try:
             _prepare_run_folder(out, args.resume, args.force)
             lock.__enter__()
+            replacing = args.force and any((out / f).exists() for f in RUN_FILES)
+            if replacing:                     # what a killed forced run left there (the lock on `out` says none runs)
+                shutil.rmtree(work, ignore_errors=True)
+                _writable_folder(work, "the new run's folder")
         except UserError as e:
             problem = str(e)
     if world > 1:
-        box = [problem]; torch.distributed.broadcast_object_list(box, src=0); problem = box[0]
+        box = [problem, replacing]; torch.distributed.broadcast_object_list(box, src=0); problem, replacing = box
     if problem:
-        raise UserError(problem)
-    try:
-        _train_locked(args, out, profile, device, overrides, rank, world)
-    finally:
         lock.__exit__()
+        _remove_if_empty(made)
+        raise UserError(problem)
+    ok = False
+    try:
+        _train_locked(args, work if replacing else out, profile, device, overrides, rank, world, shown=out)
+        ok = True
+    except KeyboardInterrupt as e:            # the new run's checkpoint is good: it replaces the old run, and resumes
+        if replacing and rank == 0 and (work / "trainer.ckpt").exists():
+            _swap_in(work, out)
+            e.args = tuple(str(a).replace(str(work), str(out)) for a in e.args)
+        raise
+    finally:
+        if replacing and rank == 0:
+            if ok:
+                _swap_in(work, out)
+            shutil.rmtree(work, ignore_errors=True)   # a failed forced run: the old run is left as it was
+        lock.__exit__()
+        if not ok:                            # a failed start (a bad --set value, too few images) leaves no empty folder
+            _remove_if_empty(made)
+
+def _swap_in(work: Path, out: Path):
+    """Replace the run in `out` by the one in `work`: each run file is moved over (atomically, one by one), an old one
+    the new run did not write is deleted; other files in `out` stay."""
+    for f in RUN_FILES:
+        if (work / f).exists():
+            os.replace(work / f, out / f)
+        else:
+            (out / f).unlink(missing_ok=True)
 
 # %% ../nbs/09_cli.ipynb #ef274da9
-def _train_locked(args, out, profile, device, overrides, rank, world):
-    "The part of `cmd_train` that runs while this run holds `out`."
+def _train_locked(args, out, profile, device, overrides, rank, world, shown=None):
+    """The part of `cmd_train` that runs while this run holds its folder: writes to `out` (a `--force`d run: a folder
+    beside the old run, swapped in at the end), names `shown` (the run folder) in its messages."""
+    shown = out if shown is None else shown
     from latentgen.train import Trainer
     seed_everything(args.seed)
     ds = _training_data(args)
@@ -303,19 +363,22 @@ def _train_locked(args, out, profile, device, overrides, rank, world):
     diverged = trainer.divergence()           # the same records, so the same verdict, on every process
     if diverged:                              # a finite blow-up is no model: keep the last good model.pt, if any
         raise UserError(f"{args.model} on {args.dataset}: {diverged}; model.pt was not written"
-                        + (" (the one there is the previous run's)" if (out / "model.pt").exists() else "")
-                        + f", and {out / 'trainer.ckpt'} holds the diverged state; train again with --force and a lower "
-                        "--lr or --grad-clip")
+                        + (f"; the run in {shown} is left as it was" if shown != out else
+                           (" (the one there is the previous run's)" if (out / "model.pt").exists() else "")
+                           + f", and {out / 'trainer.ckpt'} holds the diverged state")
+                        + "; train again with --force and a lower --lr or --grad-clip")
     if rank == 0:                             # every process holds the same weights; rank 0 writes them
         train_idx = base_indices(ds)[1].to(torch.int32)      # which images of the split trained it: evaluate leaves them out
         save_model(model.cpu(), out / "model.pt", dataset=ds.describe(), train_indices=train_idx, profile=profile,
                    command=args.command_line + (f" (torchrun, {world} processes)" if world > 1 else ""))
         atomic_write_bytes(out / "history.json", sealed_json_bytes(trainer.history.state_dict(), indent=None))
-        print(f"saved {out / 'model.pt'} and {out / 'history.json'}")
+        print(f"saved {shown / 'model.pt'} and {shown / 'history.json'}")
     barrier()
 
 # %% ../nbs/09_cli.ipynb #c210f360
 SAMPLE_BATCH = 256     # samples drawn per call of model.sample by `latentgen sample`
+SAMPLE_MAX = 100_000   # `sample --n`: at most this many samples in one command
+PER_IMAGE_MAX = 10_000 # `sample --per-image`: at most this many samples in one grid (the grid is drawn in memory)
 
 def cmd_sample(args):
     from latentgen.viz import show_images
@@ -382,8 +445,8 @@ def cmd_metrics(args):
 def cmd_convert(args):
     from latentgen.models import convert_file
     if not args.i_trust_this_file:
-        raise UserError(f"converting opens {args.file} with full pickle, which runs any code the file names; "
-                        "repeat with --i-trust-this-file if you wrote it yourself (or trust who did)")
+        raise UserError(f"converting opens {args.file} with full pickle, which executes any code the file holds; "
+                        "repeat with --i-trust-this-file only if you wrote it yourself (or trust who did)")
     print(f"converted {convert_file(args.file)}: it now opens with weights_only=True")
 
 # %% ../nbs/09_cli.ipynb #77fd1984
@@ -413,6 +476,13 @@ def _evaluation_data(args, model):
                             "save_model(model, path, dataset=data.describe(), train_indices=...)")
         print(f"warning: {args.checkpoint} {what}: the reference images may include training images", file=sys.stderr)
     if args.holdout:
+        if same and train_idx is None:        # trained on this split, images unknown: the held-out cut proves nothing
+            if not args.allow_train_images:
+                raise UserError(f"{args.checkpoint} was trained on the {full.split} split of {full.name} but does not "
+                                f"record which images, so the --holdout {args.holdout} images may have trained it; "
+                                "evaluate on another --split, or pass --allow-train-images to score (optimistically) "
+                                "on images it may have trained on")
+            print("warning: the held-out images may include training images", file=sys.stderr)
         pool = split_holdout(full, args.holdout, args.seed)[1]
         ref = pool if args.n >= len(pool) else ImageSubset(pool, args.n, args.seed)
         if same and train_idx is not None:
@@ -461,50 +531,57 @@ def _sample_metrics(model, ref, args, say, warns: list) -> tuple:
 
 # %% ../nbs/09_cli.ipynb #75e8fb71
 def cmd_evaluate(args):
-    from latentgen.metrics import iwae_nll, reconstruction_error
-    t0 = time.perf_counter()
-    device = get_device(args.device)
-    model = load_model(args.checkpoint)
-    extra = model.saved_extra or {}
-    profile = get_profile(extra.get("profile") or None)           # checked now, not after an hour of metrics
-    name = args.name or _run_name(args.checkpoint)
-    path = results_path(args.chapter, profile, f"{args.dataset}-{name}", args.results)
-    _writable_folder(path.parent, "the results folder")
-    bad = nonfinite_tensors(model)
-    if bad:
-        raise UserError(f"{args.checkpoint} holds NaN or infinite values ({', '.join(bad[:3])}): the run diverged, "
-                        "and its scores would mean nothing; retrain with a lower --lr or with --grad-clip")
-    ref = _evaluation_data(args, model)
-    made = tuple(extra["dataset"].get("image_shape") or ()) if isinstance(extra.get("dataset"), dict) else ()
-    if made and tuple(made) != tuple(ref.image_shape):
-        raise UserError(f"{model.model_name} in {args.checkpoint} makes {'x'.join(map(str, made))} images, but "
-                        f"{args.dataset} {args.split} images are {'x'.join(map(str, ref.image_shape))}")
-    model = model.to(device)
-    say = lambda msg: print(f"evaluate: {msg} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
-    metrics, backend, warns = {}, None, []
-    if len(ref) < 500:
-        warns.append(f"FD and KID on {len(ref)} images are noisy and biased upwards; compare only numbers made with the same --n")
-    if isinstance(model, GenerativeModel):
-        fm, backend = _sample_metrics(model, ref, args, say, warns)
-        metrics.update(fm)
-    dev = next(model.parameters()).device
-    cond = is_conditional(model)                        # conditional models take the targets too
-    if isinstance(model, Reconstructing):
-        say("reconstruction error")
-        metrics["reconstruction"] = reconstruction_error(model.reconstruct, ref, device=dev, conditional=cond)
-    if isinstance(model, LikelihoodModel) and args.iwae_k > 0:
-        say(f"IWAE NLL with k={args.iwae_k}")
-        metrics["iwae"] = iwae_nll(model.log_weights, ref, k=args.iwae_k, device=dev, conditional=cond)
-    for w in warns:
-        print(f"warning: {w}", file=sys.stderr)
-    print(json.dumps(metrics, indent=1))                        # shown before the write, so nothing computed is lost
-    ckpt = Path(args.checkpoint).resolve()
-    save_results(metrics, chapter=args.chapter, dataset=f"{args.dataset}-{name}", config=model.config, seed=args.seed,
-                 profile=profile, metric_backend=backend, data=ref.describe(), wall_time_s=time.perf_counter() - t0,
-                 root=args.results, command=args.command_line,
-                 extra={"checkpoint": {"path": str(ckpt), "sha256": sha256_file(ckpt)},
-                        "warnings": warns})
-    print(f"wrote {path}")
+    """Scores a model file against reference images it did not train on and writes a results file. stdout carries
+    the metrics as JSON and nothing else (`json.loads` of it parses): every message of the computation (progress,
+    warnings, a downloader's lines) goes to stderr."""
+    out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        from latentgen.metrics import iwae_nll, reconstruction_error
+        t0 = time.perf_counter()
+        device = get_device(args.device)
+        model = load_model(args.checkpoint)
+        extra = model.saved_extra or {}
+        profile = get_profile(extra.get("profile") or None)           # checked now, not after an hour of metrics
+        name = args.name or _run_name(args.checkpoint)
+        path = results_path(args.chapter, profile, f"{args.dataset}-{name}", args.results)
+        made = _new_folders(path.parent)
+        _writable_folder(path.parent, "the results folder")  # proved writable now, made again when the file is
+        _remove_if_empty(made)                               # written: a refused evaluation leaves no empty folder
+        bad = nonfinite_tensors(model)
+        if bad:
+            raise UserError(f"{args.checkpoint} holds NaN or infinite values ({', '.join(bad[:3])}): the run diverged, "
+                            "and its scores would mean nothing; retrain with a lower --lr or with --grad-clip")
+        ref = _evaluation_data(args, model)
+        made = tuple(extra["dataset"].get("image_shape") or ()) if isinstance(extra.get("dataset"), dict) else ()
+        if made and tuple(made) != tuple(ref.image_shape):
+            raise UserError(f"{model.model_name} in {args.checkpoint} makes {'x'.join(map(str, made))} images, but "
+                            f"{args.dataset} {args.split} images are {'x'.join(map(str, ref.image_shape))}")
+        model = model.to(device)
+        say = lambda msg: print(f"evaluate: {msg} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
+        metrics, backend, warns = {}, None, []
+        if len(ref) < 500:
+            warns.append(f"FD and KID on {len(ref)} images are noisy and biased upwards; compare only numbers made with the same --n")
+        if isinstance(model, GenerativeModel):
+            fm, backend = _sample_metrics(model, ref, args, say, warns)
+            metrics.update(fm)
+        dev = next(model.parameters()).device
+        cond = is_conditional(model)                        # conditional models take the targets too
+        if isinstance(model, Reconstructing):
+            say("reconstruction error")
+            metrics["reconstruction"] = reconstruction_error(model.reconstruct, ref, device=dev, conditional=cond)
+        if isinstance(model, LikelihoodModel) and args.iwae_k > 0:
+            say(f"IWAE NLL with k={args.iwae_k}")
+            metrics["iwae"] = iwae_nll(model.log_weights, ref, k=args.iwae_k, device=dev, conditional=cond)
+        for w in warns:
+            print(f"warning: {w}", file=sys.stderr)
+        print(json.dumps(metrics, indent=1), file=out, flush=True)   # before the write: nothing computed is lost
+        ckpt = Path(args.checkpoint).resolve()
+        save_results(metrics, chapter=args.chapter, dataset=f"{args.dataset}-{name}", config=model.config, seed=args.seed,
+                     profile=profile, metric_backend=backend, data=ref.describe(), wall_time_s=time.perf_counter() - t0,
+                     root=args.results, command=args.command_line,
+                     extra={"checkpoint": {"path": str(ckpt), "sha256": sha256_file(ckpt)},
+                            "warnings": warns})
+        print(f"wrote {path}", file=sys.stderr)
 
 # %% ../nbs/09_cli.ipynb #9524e182
 def cmd_notebook(args):
@@ -513,7 +590,7 @@ def cmd_notebook(args):
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError
     except ImportError:
-        raise UserError("latentgen notebook needs nbclient and nbformat: pip install nbclient nbformat") from None
+        raise UserError("latentgen notebook needs nbclient, nbformat and ipykernel: pip install 'latentgen[book]'") from None
     src = Path(args.notebook)
     if not src.is_file():
         raise UserError(f"no notebook at {src}")
@@ -594,11 +671,13 @@ def _sample_args(command):
     "The `sample` command."
     s = command("sample", "draw samples from a saved model into an image grid")
     s.add_argument("checkpoint", help="a model file written by `latentgen train` (RUN/model.pt)")
-    s.add_argument("--n", type=_positive_int, default=64, help="number of samples (default 64)")
+    s.add_argument("--n", type=_number(int, 1, False, SAMPLE_MAX, " (a bound on the time and disk one command takes)"),
+                   default=64, help=f"number of samples (default 64, at most {SAMPLE_MAX:,})")
     s.add_argument("--out", default="samples.png", help="image file (png unless its name says otherwise)")
     s.add_argument("--seed", type=_seed, default=0, help="seeds the draws (default 0)")
-    s.add_argument("--per-image", type=_positive_int, default=1024, metavar="N",
-                   help="at most N samples in one grid image; more go to OUT-000.png, OUT-001.png, ... (default 1024)")
+    s.add_argument("--per-image", type=_number(int, 1, False, PER_IMAGE_MAX, " (one grid is held in memory)"),
+                   default=1024, metavar="N", help="at most N samples in one grid image; more go to OUT-000.png, "
+                   f"OUT-001.png, ... (default 1024, at most {PER_IMAGE_MAX:,})")
     s.set_defaults(func=cmd_sample)
 
 def _notebook_args(command):
@@ -629,10 +708,11 @@ def _evaluate_args(command):
     e.add_argument("--backend", choices=["auto", "inception", "classifier", "random"],
                    help="sample-metric features (default auto: InceptionV3 if its weights are present, else the dataset's classifier)")
     e.add_argument("--iwae-k", type=_count, default=0, help="importance samples for the IWAE NLL (0: skip it)")
-    e.add_argument("--chapter", default="cli", help="results go to RESULTS/CHAPTER/PROFILE/ (default cli)")
+    e.add_argument("--chapter", type=_name, default="cli",
+                   help="results go to RESULTS/CHAPTER/PROFILE/ (default cli; a name, not a path)")
     e.add_argument("--results", help="results root (default: $LATENTGEN_RESULTS, else results/ under $LATENTGEN_HOME, "
                    "else under the checkout you run from, else under the working directory)")
-    e.add_argument("--name", help="results file name (default: the run folder's name)")
+    e.add_argument("--name", type=_name, help="results file name (default: the run folder's name; a name, not a path)")
     e.add_argument("--seed", type=_seed, default=0, help="seeds the reference subset and the samples (default 0)")
     e.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: CUDA when available)")
     e.add_argument("--root", help="data root (default: $LATENTGEN_DATA, ./data, ../data)")
@@ -654,9 +734,29 @@ def _metrics_args(command):
     m.set_defaults(func=cmd_metrics)
 
 # %% ../nbs/09_cli.ipynb #f3e69561
+ENVIRONMENT = {   # the environment variables latentgen reads, listed at the end of `latentgen --help`
+    "LATENTGEN_DATA": "data root (else ./data, ../data)",
+    "LATENTGEN_HOME": "where runs/ and results/ go (else the checkout, else the working folder)",
+    "LATENTGEN_RUNS": "the chapters' run folders (else runs/ under LATENTGEN_HOME)",
+    "LATENTGEN_RESULTS": "results files (else results/ under LATENTGEN_HOME)",
+    "LATENTGEN_PROFILE": "quick, gpu or paper (else gpu on CUDA, quick elsewhere)",
+    "LATENTGEN_OFFLINE": "1: never download (data, weights); a missing file is an error",
+    "LATENTGEN_PROGRESS": "0: no progress bars",
+    "LATENTGEN_RETRAIN": "1: the chapters train every run again instead of loading saved ones",
+    "LATENTGEN_METRIC_BACKEND": "auto, inception, classifier or random: the sample-metric features",
+    "LATENTGEN_INCEPTION_WEIGHTS": "a local copy of the FID InceptionV3 weights",
+    "LATENTGEN_EXTRACTORS": "folder of the dataset classifiers (else ~/.cache/latentgen/extractors)",
+    "LATENTGEN_VGG16_WEIGHTS": "a local copy of the VGG16 weights (chapter 3's perceptual loss)",
+    "LATENTGEN_DIST_BACKEND": "torch.distributed backend under torchrun (else nccl on CUDA, gloo elsewhere)",
+    "LATENTGEN_DEBUG": "1: show Python tracebacks (as --debug)",
+}
+
 def build_parser() -> argparse.ArgumentParser:
+    w = max(map(len, ENVIRONMENT))
+    epilog = "environment variables:\n" + "\n".join(f"  {k:<{w}}  {v}" for k, v in ENVIRONMENT.items())
     p = argparse.ArgumentParser(prog="latentgen", description="latentgen: latent-variable image generators "
-                                "(data, training, sampling, evaluation). The book is built with jupyter-book.")
+                                "(data, training, sampling, evaluation). The book is built with jupyter-book.",
+                                epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"latentgen {latentgen.__version__}")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks (also $LATENTGEN_DEBUG=1)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")   # none given: the help, not argparse's one-liner
@@ -671,11 +771,19 @@ def build_parser() -> argparse.ArgumentParser:
 # %% ../nbs/09_cli.ipynb #b254a270
 USER_ERRORS = (UserError, ValueError, TypeError, KeyError, OSError, RuntimeError, FloatingPointError, zipfile.BadZipFile)
 
+_CUDA_OOM = getattr(torch.cuda, "OutOfMemoryError", MemoryError)
+_MEMORY_HINTS = {
+    "sample": f"lower --per-image (one grid of up to --per-image samples is drawn in memory; at most {PER_IMAGE_MAX:,})",
+    "train": "lower --batch-size (the global batch and its activations are held in memory)",
+    "evaluate": "lower --n (the reference images and as many samples are held in memory) or --iwae-k",
+}
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"latentgen: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 def main(argv=None):
-    "Entry point of the `latentgen` command: user errors print one line (exit 1) unless --debug; argparse's exit 2."
+    """Entry point of the `latentgen` command: user errors print one line (exit 1) unless --debug; argparse's exit 2;
+    Ctrl-C and SIGTERM stop training after a checkpoint and exit 130 and 143 (128 + the signal)."""
     load_chapter_modules()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -685,15 +793,27 @@ def main(argv=None):
         return 2
     args.command_line = "latentgen " + " ".join(shlex.quote(a) for a in argv)
     debug = args.debug or os.environ.get("LATENTGEN_DEBUG", "").lower() in ("1", "true", "yes")
+    from latentgen.train import Interrupted
+    def on_sigterm(signum, frame):          # outside the training loop (which checkpoints first): stop, cleaning up
+        raise Interrupted("stopped by SIGTERM", signum)
+    term = (signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+            and threading.current_thread() is threading.main_thread())
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if term else None
     try:
         with warnings.catch_warnings():     # warnings on one line each, as errors are
             warnings.showwarning = _show_warning
             return args.func(args)
-    except KeyboardInterrupt as e:
+    except KeyboardInterrupt as e:          # exit 128 + the signal, as a shell reports it: 130 (Ctrl-C), 143 (SIGTERM)
         if debug:
             raise
         print(f"latentgen: {_one_line(e) if str(e) else 'interrupted'}", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise SystemExit(128 + int(getattr(e, "signum", signal.SIGINT))) from None
+    except (MemoryError, _CUDA_OOM) as e:   # one line, naming what to lower (and the bound, where there is one)
+        if debug:
+            raise
+        where = "GPU memory" if isinstance(e, _CUDA_OOM) else "memory"
+        raise SystemExit(f"latentgen: error: {args.command} ran out of {where}; "
+                         f"{_MEMORY_HINTS.get(args.command, 'free memory, or ask for less work')}") from None
     except BrokenPipeError:                 # `latentgen models | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(1) from None
@@ -703,6 +823,8 @@ def main(argv=None):
         hint = "" if isinstance(e, (UserError, ValueError, OSError)) else " (--debug shows where it came from)"
         raise SystemExit(f"latentgen: error: {_one_line(e)}{hint}") from None
     finally:
+        if term:
+            signal.signal(signal.SIGTERM, previous)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 

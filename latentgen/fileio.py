@@ -254,8 +254,8 @@ def safe_torch_load(path: str | Path, map_location="cpu", what: str = "file", hi
                                       f"{why[0] if why else 'unpickling failed'}") from None
         reason = lines[0]
         raise UnsafeFileError(f"refused to open {path} ({what}): it holds more than tensors and plain data, so opening "
-                              f"it could run code [{reason}]. If you wrote it with an older latentgen and trust it: "
-                              f"latentgen convert {path} --i-trust-this-file") from None
+                              f"it could run code [{reason}]. Only if you wrote it yourself with an older latentgen: "
+                              f"latentgen convert {path} --i-trust-this-file (this executes any code the file holds)") from None
     except (RuntimeError, EOFError, KeyError, OSError, ValueError, IndexError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UnreadableFileError(f"{path} is not a readable {what} (truncated or corrupted?): {first[:160]}") from None

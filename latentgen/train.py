@@ -25,7 +25,7 @@ from .data import ImageTensorDataset, base_indices
 __all__ = ['History', 'NonFiniteLossError', 'CheckpointMismatchError', 'Callback', 'default_callbacks', 'SingleProcess',
            'Trainer', 'fit', 'make_resident', 'NonFiniteGuard', 'ClipAndSkip', 'Schedules', 'EMA', 'ProgressBar',
            'Evaluation', 'DivergenceWarning', 'numpy_state', 'set_numpy_state', 'rng_state', 'set_rng_state',
-           'Checkpoint', 'Interruption', 'DataParallel']
+           'Checkpoint', 'Interrupted', 'Interruption', 'DataParallel']
 
 # %% ../nbs/05_train.ipynb #bde6c7ca
 class History:
@@ -805,30 +805,41 @@ class Checkpoint(Callback):
 _DEFAULTS["checkpoint"] = lambda t, model, o: Checkpoint(o["ckpt_path"], o["ckpt_every"], o["ckpt_every_s"], o["ckpt_each_epoch"])
 
 # %% ../nbs/05_train.ipynb #597752da
+class Interrupted(KeyboardInterrupt):
+    "A run stopped by a signal: `signum` is SIGINT (Ctrl-C) or SIGTERM; the command line exits with 128 + signum."
+    def __init__(self, message: str = "", signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
+
 class Interruption(Callback):
-    "First SIGINT: stop after this step, with a checkpoint (every process at the same step); second: stop now."
+    """First SIGINT or SIGTERM: stop after this step, with a checkpoint (every process at the same step); second: stop
+    now. Either way `Interrupted` is raised, naming the signal."""
     order = 90
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
     def before_fit(self):
-        self.hit, self.previous = [], None
+        self.hit, self.previous = [], {}
         t = self.trainer
         self.catch = getattr(t, "ckpt_path", None) is not None and threading.current_thread() is threading.main_thread()
         if self.catch:
-            self.previous = signal.signal(signal.SIGINT, self.on_sigint)
-    def on_sigint(self, signum, frame):
+            self.previous = {s: signal.signal(s, self.on_signal) for s in self.SIGNALS}
+    def on_signal(self, signum, frame):
         if self.hit:
-            raise KeyboardInterrupt
-        self.hit.append(self.trainer.step)
+            raise Interrupted(f"{signal.Signals(signum).name} again: stopped at once", signum)
+        self.hit.append((self.trainer.step, signum))
     def after_batch(self):
         if self.hit:
             self.trainer.want_stop = True
     def after_agree(self):
         t = self.trainer
-        if t.want_stop:
-            raise KeyboardInterrupt(f"interrupted at step {t.step}; the checkpoint {t.ckpt_path} holds it: "
-                                    "continue with resume=True (command line: --resume)")
+        if t.want_stop:                       # here, or on another process of the job (the flags are agreed)
+            signum = self.hit[0][1] if self.hit else signal.SIGINT
+            what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+            raise Interrupted(f"{what} at step {t.step}; the checkpoint {t.ckpt_path} holds it: "
+                              "continue with resume=True (command line: --resume)", signum)
     def after_loop(self):
         if self.catch:
-            signal.signal(signal.SIGINT, self.previous)
+            for s, h in self.previous.items():
+                signal.signal(s, h)
             self.catch = False
 
 _DEFAULTS["interruption"] = lambda t, model, o: Interruption()

@@ -10,8 +10,8 @@ The GPU machine is expected to have CPython 3.12 (`--python-version`) on Linux x
 scipy, scikit-learn, matplotlib, tqdm and pillow (`MACHINE_HAS`), and no network. The kit (`.gpu-kit/`, git-ignored:
 copy it there with the checkout) holds
 
-* `wheels/`: the other runtime requirements of `settings.ini` (normflows, torch-fidelity, fastcore, nbclient, nbformat,
-  ipykernel) and their dependencies, one version each, at the versions installed here, as cp312 / py3 manylinux
+* `wheels/`: the other runtime and `[book]` requirements of `settings.ini` (normflows, torch-fidelity, fastcore,
+  nbclient, nbformat, ipykernel) and their dependencies, one version each, at the versions installed here, as cp312 / py3 manylinux
   x86_64 wheels; nothing that the machine has (torch, numpy, ... and their dependencies);
 * `data/MNIST/raw/`: the offline MNIST test split, the same IDX files as `../shared/data`;
 * `data/cifar10-jpg.tar.gz`: all 60,000 JPEGs of the offline CIFAR-10 copy, byte for byte (the 62 MB zip stores
@@ -75,11 +75,12 @@ def atomic_write(path: Path, data: bytes):
 
 # ---------------------------------------------------------------------------------------------------------- wheels
 def runtime_requirements() -> list[str]:
-    "The `requirements` line of settings.ini (the package's runtime requirements)."
+    """The `requirements` and `book_requirements` lines of settings.ini: the package's runtime requirements and the
+    `[book]` extra, which executes the notebooks (nbclient, nbformat, ipykernel)."""
     import configparser
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "settings.ini")
-    return cfg["DEFAULT"]["requirements"].split()
+    return cfg["DEFAULT"]["requirements"].split() + cfg["DEFAULT"].get("book_requirements", "").split()
 
 
 def target_env(python_version: str) -> dict:
