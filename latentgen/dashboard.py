@@ -9,7 +9,8 @@ from .config import PROFILES
 from .results import results_root
 
 # %% auto #0
-__all__ = ['VERDICTS', 'effect', 'noise_threshold', 'verdict', 'load_all_results', 'protocol']
+__all__ = ['VERDICTS', 'VERDICT_KEYS', 'effect', 'noise_threshold', 'verdict', 'load_all_results', 'protocol', 'write_verdicts',
+           'load_verdicts']
 
 # %% ../nbs/results_dashboard.ipynb #948c3298
 VERDICTS = ("reproduced", "same direction", "within noise", "opposite", "at floor", "spread not measured", "not run")
@@ -75,3 +76,26 @@ def protocol(rec: dict) -> dict:
             "metric": (rec.get("metric_backend") or {}).get("metric", "?") if isinstance(rec.get("metric_backend"), dict) else str(rec.get("metric_backend")),
             "hardware": rec.get("device", "?"), "wall time": f"{rec['wall_time_s'] / 60:.1f} min" if rec.get("wall_time_s") else "?",
             "commit": (rec.get("git_commit") or "?")[:10]}
+
+# %% ../nbs/results_dashboard.ipynb #ea9aec83
+VERDICT_KEYS = ("chapter", "claim", "verdict", "effect", "tau", "at_floor")
+
+def write_verdicts(entries: list, profile: str, root: str | Path | None = None) -> Path:
+    "Write `entries` (dicts with exactly `VERDICT_KEYS`) to `<root>/dashboard/<profile>/verdicts.json`, sealed; returns the path."
+    from latentgen.fileio import atomic_write_bytes, sealed_json_bytes
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: one of {PROFILES}")
+    for e in entries:
+        if set(e) != set(VERDICT_KEYS):
+            raise ValueError(f"a verdict entry needs exactly the keys {VERDICT_KEYS}, got {sorted(e)}")
+        if e["verdict"] not in VERDICTS:
+            raise ValueError(f"verdict {e['verdict']!r} is not one of {VERDICTS}")
+    path = (Path(root) if root is not None else results_root()) / "dashboard" / profile / "verdicts.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, sealed_json_bytes({"profile": profile, "verdicts": [dict(e) for e in entries]}))
+    return path
+
+def load_verdicts(path: str | Path) -> list:
+    "The verdict entries of a file written by `write_verdicts` (its seal checked)."
+    from latentgen.fileio import load_checked_json
+    return load_checked_json(path, what="verdicts file")["verdicts"]
