@@ -227,11 +227,3 @@ def iwae_nll(log_weights, data, *, k: int = 100, batch_size: int = 64, n: int | 
     nll = total / count
     return {"nll_nats": nll, "bpd": bits_per_dim(nll, dims), "k": k, "n": count,
             **({"nll_per_image": torch.cat(each)} if per_image else {})}
-
-# %% ../nbs/07_metrics.ipynb #a1b2c3d5
-def __getattr__(name: str):
-    "Names that moved to `latentgen.features` (the feature classifiers, the extractor choice), still importable from here."
-    import latentgen.features as _features
-    if name in _features.__all__ or name in ("extractor_family",):
-        return getattr(_features, name)
-    raise AttributeError(f"module 'latentgen.metrics' has no attribute {name!r}")
