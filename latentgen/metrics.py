@@ -10,6 +10,7 @@ import torchvision.transforms.functional as TF
 from torch.utils.data import Dataset
 
 import torch_fidelity
+from scipy.stats import t as student_t
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
@@ -19,8 +20,8 @@ from .losses import bits_per_dim, iwae_bound
 
 # %% auto #0
 __all__ = ['FLOOR_ROWS', 'STRUCTURELESS', 'draw_samples', 'fidelity', 'degraded_copies', 'ranks_as_expected', 'floor_rows',
-           'floor_level', 'at_floor', 'rankable', 'class_fidelity', 'wilson_interval', 'reconstruction_error',
-           'iwae_nll']
+           'floor_level', 'at_floor', 'rankable', 'class_fidelity', 'wilson_interval', 't_interval',
+           'reconstruction_error', 'iwae_nll']
 
 # %% ../nbs/07_metrics.ipynb #4392a8d1
 class _Uint8RGB(Dataset):
@@ -183,6 +184,25 @@ def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple:
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)          # clipped: rounding puts p = 0 at -3e-17
 
+
+# %% ../nbs/07_metrics.ipynb #755d46b2
+def t_interval(values, level: float = 0.95) -> tuple:
+    """Eq. (4): (mean, half-width) of the Student-t interval at `level` of the mean of `values` (independent draws, e.g.
+    one number per training seed). One value: half-width `math.inf` (no spread measured); NaN values give NaN."""
+    if not 0 < level < 1:
+        raise ValueError(f"the level of a t-interval must lie in (0, 1), got {level}")
+    try:
+        xs = [float(x) for x in values]
+    except (TypeError, ValueError, RuntimeError):   # a nested list, a 2-D tensor, a string
+        raise ValueError("t_interval needs a flat sequence of numbers") from None
+    if not xs:
+        raise ValueError("t_interval needs at least one value, got none")
+    n = len(xs)
+    mean = math.fsum(xs) / n
+    if n == 1:
+        return mean, math.inf
+    s = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+    return mean, float(student_t.ppf((1 + level) / 2, n - 1)) * s / math.sqrt(n)
 
 # %% ../nbs/07_metrics.ipynb #8b10edd1
 def _move(t, device):
