@@ -75,14 +75,23 @@ def test_find_cycle_finds_one():
     g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert find_cycle(g) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert all_cycles({"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"c"}}) == [["a", "b", "a"], ["c", "d", "c"]]
     inner = ast.parse("def f():\n    from latentgen.train import Trainer\n    import latentgen.data as d\n"
                       "from .config import get_profile\nfrom . import runs\nfrom latentgen import __version__\n")
     assert imports_of(inner) == {"train", "data", "config", "runs", "__init__"}
 
 
+def all_cycles(graph: dict[str, set[str]], most: int = 20) -> list[list[str]]:
+    "Cycles of `graph`, one per pass: each found cycle's closing edge is cut before the next search."
+    g, out = {k: set(v) for k, v in graph.items()}, []
+    while len(out) < most and (c := find_cycle(g)):
+        out.append(c); g[c[-2]].discard(c[-1])
+    return out
+
+
 def test_no_import_cycle():
-    cycle = find_cycle(import_graph())
-    assert cycle is None, "import cycle in latentgen/: " + " -> ".join(cycle)
+    cycles = all_cycles(import_graph())
+    assert not cycles, "import cycles in latentgen/: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
 @pytest.mark.parametrize("mod", MODULES)
