@@ -142,17 +142,3 @@ def check_sizes(owner: str, config: dict) -> dict:
             raise ValueError(f"{owner}: {k} must be {'whole numbers' if isinstance(v, (tuple, list)) else 'a whole number'}"
                              f" of at least 1 (a size), got {v!r}")
     return config
-
-# %% ../nbs/00_config.ipynb #b80e3a9c
-_MOVED = {
-    **dict.fromkeys(['init_distributed', 'dist_info', 'is_main_process', 'barrier'], "distributed"),
-    **dict.fromkeys(['atomic_write_bytes', 'sha256_file', 'remove_stale_tmp', 'UnsafeFileError', 'UnreadableFileError', 'CorruptFileError', 'UncheckedFileWarning', 'seal_torch_bytes', 'check_seal', 'safe_torch_load', 'save_torch', 'sealed_json_bytes', 'load_checked_json'], "fileio"),
-    **dict.fromkeys(['project_root', 'home_root', 'results_root', 'display_path', 'results_path', 'save_results', 'load_results'], "results"),
-}
-
-def __getattr__(name: str):
-    "Names that moved to `latentgen.distributed`, `latentgen.fileio` and `latentgen.results`, still importable from here."
-    if name in _MOVED:
-        import importlib
-        return getattr(importlib.import_module(f"latentgen.{_MOVED[name]}"), name)
-    raise AttributeError(f"module 'latentgen.config' has no attribute {name!r}")

@@ -542,13 +542,3 @@ def make_loader(ds, batch_size: int = 128, shuffle: bool = False, drop_last: boo
     g = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=g,
                       num_workers=num_workers, persistent_workers=num_workers > 0)
-
-# %% ../nbs/01_data.ipynb #8796e59d
-_MOVED = ("data_status", "prepare_offline", "MANIFEST")
-
-def __getattr__(name: str):
-    "Names that moved to `latentgen.offline`, still importable from here."
-    if name in _MOVED:
-        import latentgen.offline as _offline
-        return getattr(_offline, name)
-    raise AttributeError(f"module 'latentgen.data' has no attribute {name!r}")

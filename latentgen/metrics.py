@@ -10,6 +10,7 @@ import torchvision.transforms.functional as TF
 from torch.utils.data import Dataset
 
 import torch_fidelity
+from scipy.stats import t as student_t
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
@@ -20,7 +21,7 @@ from .losses import bits_per_dim, iwae_bound
 # %% auto #0
 __all__ = ['FLOOR_ROWS', 'QUALITY_MARKERS', 'STRUCTURELESS', 'draw_samples', 'fidelity', 'shuffle_pixels', 'degraded_copies',
            'ranks_as_expected', 'floor_rows', 'floor_level', 'at_floor', 'rankable', 'class_fidelity',
-           'wilson_interval', 'reconstruction_error', 'iwae_nll']
+           'wilson_interval', 't_interval', 'reconstruction_error', 'iwae_nll']
 
 # %% ../nbs/07_metrics.ipynb #4392a8d1
 class _Uint8RGB(Dataset):
@@ -189,6 +190,25 @@ def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple:
     return max(0.0, centre - half), min(1.0, centre + half)          # clipped: rounding puts p = 0 at -3e-17
 
 
+# %% ../nbs/07_metrics.ipynb #755d46b2
+def t_interval(values, level: float = 0.95) -> tuple:
+    """Eq. (4): (mean, half-width) of the Student-t interval at `level` of the mean of `values` (independent draws, e.g.
+    one number per training seed). One value: half-width `math.inf` (no spread measured); NaN values give NaN."""
+    if not 0 < level < 1:
+        raise ValueError(f"the level of a t-interval must lie in (0, 1), got {level}")
+    try:
+        xs = [float(x) for x in values]
+    except (TypeError, ValueError, RuntimeError):   # a nested list, a 2-D tensor, a string
+        raise ValueError("t_interval needs a flat sequence of numbers") from None
+    if not xs:
+        raise ValueError("t_interval needs at least one value, got none")
+    n = len(xs)
+    mean = math.fsum(xs) / n
+    if n == 1:
+        return mean, math.inf
+    s = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+    return mean, float(student_t.ppf((1 + level) / 2, n - 1)) * s / math.sqrt(n)
+
 # %% ../nbs/07_metrics.ipynb #8b10edd1
 def _move(t, device):
     return t.to(device) if device is not None and isinstance(t, torch.Tensor) else t
@@ -232,11 +252,3 @@ def iwae_nll(log_weights, data, *, k: int = 100, batch_size: int = 64, n: int | 
     nll = total / count
     return {"nll_nats": nll, "bpd": bits_per_dim(nll, dims), "k": k, "n": count,
             **({"nll_per_image": torch.cat(each)} if per_image else {})}
-
-# %% ../nbs/07_metrics.ipynb #a1b2c3d5
-def __getattr__(name: str):
-    "Names that moved to `latentgen.features` (the feature classifiers, the extractor choice), still importable from here."
-    import latentgen.features as _features
-    if name in _features.__all__ or name in ("extractor_family",):
-        return getattr(_features, name)
-    raise AttributeError(f"module 'latentgen.metrics' has no attribute {name!r}")

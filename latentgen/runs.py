@@ -13,13 +13,14 @@ from .config import get_profile
 from .distributed import barrier, init_distributed, is_main_process
 from .fileio import atomic_write_bytes, safe_torch_load
 from .results import display_path, home_root
+from .train import Trainer
 
 # %% auto #0
 __all__ = ['runs_root', 'run_facts', 'run_folder', 'run_trainer']
 
 # %% ../nbs/05b_runs.ipynb #203f7292
 def runs_root() -> Path:
-    "Where chapter runs live: `$LATENTGEN_RUNS`, else `runs/` under `config.home_root()` (`$LATENTGEN_HOME`, the checkout)."
+    "Where chapter runs live: `$LATENTGEN_RUNS`, else `runs/` under `results.home_root()` (`$LATENTGEN_HOME`, the checkout)."
     if os.environ.get("LATENTGEN_RUNS"):
         return Path(os.environ["LATENTGEN_RUNS"]).expanduser()
     return home_root() / "runs"
@@ -79,7 +80,6 @@ def run_trainer(model: nn.Module, data, *, chapter: str, dataset: str, method: s
                 profile: str | None = None, **trainer_kwargs) -> Trainer:
     """Train `model` on `data` with `fit` (epochs or steps, batch size) in its run folder: load the run if it finished,
     resume it if it was interrupted, else train from step 0. Returns the trainer (`.run_dir`, `.run_status`)."""
-    from latentgen.train import Trainer          # here, not at the top: latentgen.train re-exports this module
     describe = getattr(data, "describe", None)
     seen = {k: v for k, v in describe().items() if k != "source"} if callable(describe) else {"n": len(data)}
     facts = {"chapter": chapter, "profile": get_profile(profile), "dataset": dataset, "method": method, "seed": seed,

@@ -887,6 +887,3 @@ class DataParallel(SingleProcess):
         out = [None] * self.world
         dist.all_gather_object(out, obj)
         return out
-
-# %% ../nbs/05_train.ipynb #1b677285
-from .runs import runs_root, run_facts, run_folder, run_trainer  # moved

@@ -144,7 +144,7 @@ def _in_notebook() -> bool:
 
 def save_figure(fig, chapter: str, name: str, profile: str | None = None, root=None, dpi: int = 120,
                 show: bool | None = None):
-    """Save `fig` as `<root>/<chapter>/<profile>/figures/<name>.png` (root: `config.results_root()`); returns the path.
+    """Save `fig` as `<root>/<chapter>/<profile>/figures/<name>.png` (root: `results.results_root()`); returns the path.
     `show` (default: inside a notebook) displays the saved PNG bytes and closes `fig`: the page shows the file."""
     import io
     from latentgen.config import get_profile

@@ -121,7 +121,7 @@ def test_notebook_under_torchrun(tmp_path):
     import nbformat
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
-        "import torch\nfrom latentgen.config import dist_info\nfrom latentgen.data import load_digits\n"
+        "import torch\nfrom latentgen.distributed import dist_info\nfrom latentgen.data import load_digits\n"
         "from latentgen.models import build_model\nfrom latentgen.train import Trainer\n"
         "torch.manual_seed(0)\nm = build_model('vae', channels=1, image_size=8, latent_dim=4, width=8, hidden=32)\n"
         "t = Trainer(m, progress=False, device='cpu'); t.fit(load_digits('train'), steps=4, batch_size=32)\n"

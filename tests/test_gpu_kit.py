@@ -212,7 +212,7 @@ def test_unpack_refuses_an_altered_archive_and_writes_nothing(tmp_path, how):
 
 STAND_IN = [  # a chapter-shaped notebook that finishes in seconds: kit packages, kit data, results and a figure
     "import normflows, torch_fidelity, matplotlib.pyplot as plt\n"
-    "from latentgen.config import get_profile, save_results\n"
+    "from latentgen.config import get_profile\nfrom latentgen.results import save_results\n"
     "from latentgen.data import load_dataset, train_test_splits\n"
     "from latentgen.viz import save_figure",
     "train, held = train_test_splits('mnist', seed=0)\n"

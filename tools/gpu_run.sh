@@ -91,7 +91,7 @@ t=$(now)
 if [ "$STATUS" = ok ] && ! run "$PY" tools/gpu_kit.py prepare-data --kit "$KIT"; then STATUS=data-failed; fi
 T_DATA=$(( $(now) - t ))
 
-read -r PROFILE DEV RESULTS < <("$PY" -c 'import torch; from latentgen.config import get_profile, results_root
+read -r PROFILE DEV RESULTS < <("$PY" -c 'import torch; from latentgen.config import get_profile; from latentgen.results import results_root
 print(get_profile(), "cuda" if torch.cuda.is_available() else "cpu", results_root())' 2>/dev/null)
 PROFILE=${PROFILE:-${LATENTGEN_PROFILE:-gpu}}; DEV=${DEV:-unknown}; RESULTS=${RESULTS:-$ROOT/results}
 export LATENTGEN_PROFILE=$PROFILE
