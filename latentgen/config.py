@@ -13,21 +13,30 @@ __all__ = ['PROFILES', 'SIZE_KEYS', 'get_profile', 'by_profile', 'launched_world
            'device_name', 'run_info', 'describe_run', 'ChapterClock', 'is_size_key', 'check_sizes']
 
 # %% ../nbs/00_config.ipynb #23f24e9c
-PROFILES = ("quick", "gpu", "paper")
+PROFILES = ("quick", "cpu", "gpu", "paper")
 _UNSET = object()
 
 def get_profile(profile: str | None = None) -> str:
-    "The active profile: `profile`, else `$LATENTGEN_PROFILE`, else `gpu` on CUDA and `quick` elsewhere (never `paper`)."
+    "The active profile: `profile`, else `$LATENTGEN_PROFILE`, else `gpu` on CUDA and `quick` elsewhere (never `cpu` or `paper`)."
     p = profile or os.environ.get("LATENTGEN_PROFILE") or ("gpu" if torch.cuda.is_available() else "quick")
     p = p.strip().lower()
     if p not in PROFILES:
         raise ValueError(f"Unknown profile {p!r}: LATENTGEN_PROFILE must be one of {PROFILES}")
     return p
 
-def by_profile(quick, paper, profile: str | None = None, *, gpu=_UNSET):
-    """Pick the value for the active profile, e.g. `epochs = by_profile(quick=2, paper=100, gpu=20)`. A budget must
-    name its `gpu` value; `gpu="paper"` takes the paper's (for sizes that fit a GPU's budget as they are)."""
+def by_profile(quick, paper, profile: str | None = None, *, gpu=_UNSET, cpu=_UNSET):
+    """Pick the value for the active profile, e.g. `epochs = by_profile(quick=2, paper=100, gpu=20, cpu=10)`. A budget
+    must name its `gpu` value; `gpu="paper"` takes the paper's (for sizes that fit a GPU's budget as they are). The
+    `cpu` profile (about an hour per chapter on a CPU, never chosen automatically) needs `cpu=` where a chapter has
+    been measured for it; `cpu="quick"`, `"gpu"` or `"paper"` take that profile's value."""
     p = get_profile(profile)
+    if p == "cpu":
+        if cpu is _UNSET:
+            raise ValueError(f"by_profile(quick={quick!r}, paper={paper!r}) has no value for the 'cpu' profile: this "
+                             "budget has not been set for a CPU hour; pass cpu=... (or cpu='quick' to keep the quick value)")
+        if isinstance(cpu, str) and cpu in ("quick", "gpu", "paper"):
+            return by_profile(quick, paper, cpu, gpu=gpu)
+        return cpu
     if p == "gpu":
         if gpu is _UNSET:
             raise ValueError(f"by_profile(quick={quick!r}, paper={paper!r}) has no value for the 'gpu' profile: "
