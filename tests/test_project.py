@@ -297,3 +297,23 @@ def test_no_file_describes_a_lending_arrangement():
     found = [f"{p.relative_to(ROOT)}: {m.group(0)!r}" for p in files if p.is_file()
              for m in LENDING.finditer(p.read_text(errors="replace"))]
     assert not found, f"text about one workplace's GPU lending: {found[:10]}"
+
+
+def test_no_cell_shows_the_path_save_figure_returns():
+    """A cell whose last statement is a bare `save_figure(...)` shows `PosixPath('...')` under its figure on the page;
+    such cells end with `;` (or assign the path)."""
+    import ast
+    root = Path(__file__).resolve().parents[1]
+    shown = []
+    for nb in sorted((root / "nbs").glob("*.ipynb")):
+        for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+            src = "".join(c["source"])
+            if c["cell_type"] != "code" or "save_figure" not in src:
+                continue
+            code = "\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!")))
+            body = ast.parse(code).body
+            last = body[-1] if body else None
+            if (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+                    and getattr(last.value.func, "id", None) == "save_figure" and not code.rstrip().endswith(";")):
+                shown.append(f"{nb.name} cell {i}")
+    assert not shown, "cells that show save_figure's path: " + ", ".join(shown)
