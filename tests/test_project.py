@@ -150,6 +150,24 @@ subprocess.run = lambda cmd, **kw: types.SimpleNamespace(returncode=0, stdout=""
     assert env_ok.returncode == 0, env_ok.stderr
 
 
+def test_test_workflow_runs_the_unit_tests_on_every_push_and_pull_request():
+    """.github/workflows/test.yml parses, triggers on push and pull_request, installs the dev extra, runs the unit
+    tests (the Makefile's `unit` target or pytest on tests/ without the book) and executes a chapter."""
+    import yaml
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "test.yml").read_text())
+    on = wf.get("on", wf.get(True))             # YAML 1.1 reads the bare key `on` as true
+    triggers = set(on) if isinstance(on, (dict, list)) else {on}
+    assert {"push", "pull_request"} <= triggers, triggers
+    steps = [s for job in wf["jobs"].values() for s in job["steps"]]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert '-e ".[dev]"' in runs, runs
+    assert re.search(r"^\s*make unit\b|pytest tests\b.*not book", runs, re.M), runs
+    if re.search(r"^\s*make unit\b", runs, re.M):
+        assert re.search(r"^unit:", (ROOT / "Makefile").read_text(), re.M)
+    assert re.search(r"(jupyter execute|latentgen notebook) nbs/ch\d\w*\.ipynb", runs), runs
+    assert any(s.get("with", {}).get("cache") == "pip" for s in steps)
+
+
 def test_merged_streams_leave_the_notebook_alone_and_show_each_line_once():
     "The book's stream merge (_ext/stream_merge.py) works on a copy: merging twice gives the same text, once."
     from nbformat import NotebookNode
