@@ -380,6 +380,46 @@ SAMPLE_BATCH = 256     # samples drawn per call of model.sample by `latentgen sa
 SAMPLE_MAX = 100_000   # `sample --n`: at most this many samples in one command
 PER_IMAGE_MAX = 10_000 # `sample --per-image`: at most this many samples in one grid (the grid is drawn in memory)
 
+def _sample_conditions(model, args) -> dict:
+    """The keywords `--class K`, `--guidance M` and `--guidance-v V` add to every `model.sample(n, ...)` call (labels
+    are added per call, as `n` varies): `y`, `m`, `v` for chapter 4's hierarchical VAE (guidance: its eq. 6), `target`
+    for chapter 2's CVAE (no guidance). A one-line error where the model cannot take one of them. Without `--class`
+    a conditional model draws its labels as its `sample` does (uniform, or the training frequencies)."""
+    import inspect
+    params = inspect.signature(model.sample).parameters
+    name = f"{model.model_name} in {args.checkpoint}"
+    label = next((p for p in ("y", "target") if p in params), None)
+    conditional = bool(getattr(model, "conditional", False)) and label is not None
+    classes = (getattr(model, "num_classes", 0) if label == "y" else
+               getattr(model, "label_dim", 0) if getattr(model, "label_type", "class") == "class" else 0)
+    kw = {}
+    if args.cls is not None:
+        if not conditional:
+            raise UserError(f"--class: {name} is not class-conditional (it was trained without labels)")
+        if not classes:
+            raise UserError(f"--class: {name} is conditioned on attribute vectors, not on classes")
+        if not args.cls < classes:
+            raise UserError(f"--class {args.cls}: {name} has {classes} classes, 0 to {classes - 1}")
+        kw["labels"] = (label, args.cls)
+    for opt, key in (("guidance", "m"), ("guidance_v", "v")):
+        if getattr(args, opt) is None:
+            continue
+        flag = "--" + opt.replace("_", "-")
+        if key not in params:
+            raise UserError(f"{flag}: the sampler of {name} has no guidance (chapter 4's class-conditional hvae has)")
+        if not conditional:
+            raise UserError(f"{flag}: guidance needs a class-conditional model, and {name} was trained without labels")
+        kw[key] = getattr(args, opt)
+    return kw
+
+def _sample_batch(model, n: int, cond: dict):
+    "`model.sample(n)` with the keywords of `_sample_conditions` (the class repeated n times)."
+    kw = {k: v for k, v in cond.items() if k != "labels"}
+    if "labels" in cond:
+        key, k = cond["labels"]
+        kw[key] = torch.full((n,), k, dtype=torch.long)
+    return model.sample(n, **kw)
+
 def cmd_sample(args):
     from latentgen.viz import show_images
     import matplotlib
@@ -399,6 +439,10 @@ def cmd_sample(args):
     if bad:
         raise UserError(f"{args.checkpoint} holds NaN or infinite values ({', '.join(bad[:3])}): the run diverged, and its "
                         "samples would be blank images; retrain with a lower --lr or with --grad-clip")
+    cond = _sample_conditions(model, args)
+    what = "".join([f", class {args.cls}" if args.cls is not None else "",
+                    f", guidance m={args.guidance:g}" if args.guidance is not None else "",
+                    f", v={args.guidance_v:g}" if args.guidance_v is not None else ""])
     # at most --per-image samples in one grid (more go to OUT-000.png, OUT-001.png, ...), drawn SAMPLE_BATCH at a time
     # and written grid by grid: memory stays bounded whatever --n is
     per = min(args.n, args.per_image)
@@ -410,13 +454,14 @@ def cmd_sample(args):
         k = min(per, args.n - done)
         xs = []
         for j in range(0, k, SAMPLE_BATCH):
-            x = model.sample(min(SAMPLE_BATCH, k - j)).float().cpu()
+            x = _sample_batch(model, min(SAMPLE_BATCH, k - j), cond).float().cpu()
             if not bool(torch.isfinite(x).all()):
                 raise UserError(f"{model.model_name} in {args.checkpoint} made NaN or infinite pixel values (sample "
                                 f"{done + j + 1} on); nothing more was written")
             xs.append(x)
         x = torch.cat(xs); cols = int(k ** 0.5 + 0.999); cell = min(1.1, 24 / cols)    # at most ~24 inches wide
-        title = f"{model.model_name}: {args.n} samples" if parts == 1 else f"{model.model_name}: samples {done + 1}-{done + k} of {args.n}"
+        title = (f"{model.model_name}: {args.n} samples" if parts == 1 else
+                 f"{model.model_name}: samples {done + 1}-{done + k} of {args.n}") + what
         ax = show_images(x, nrow=cols, title=title, figsize=(cell * cols, cell * math.ceil(k / cols) + 0.4))
         buf = io.BytesIO()
         ax.figure.savefig(buf, format=out.suffix[1:].lower(), bbox_inches="tight", dpi=120)
@@ -678,6 +723,12 @@ def _sample_args(command):
     s.add_argument("--per-image", type=_number(int, 1, False, PER_IMAGE_MAX, " (one grid is held in memory)"),
                    default=1024, metavar="N", help="at most N samples in one grid image; more go to OUT-000.png, "
                    f"OUT-001.png, ... (default 1024, at most {PER_IMAGE_MAX:,})")
+    s.add_argument("--class", dest="cls", type=_number(int, 0, False), metavar="K",
+                   help="class-conditional models (hvae trained with num_classes, cvae): every sample of class K")
+    s.add_argument("--guidance", type=_number(float, float("-inf"), False), metavar="M",
+                   help="guidance weight m on the prior means (chapter 4's class-conditional hvae, eq. 6)")
+    s.add_argument("--guidance-v", type=_number(float, float("-inf"), False), metavar="V",
+                   help="guidance weight v on the prior log-variances (chapter 4's class-conditional hvae, eq. 6)")
     s.set_defaults(func=cmd_sample)
 
 def _notebook_args(command):

@@ -260,3 +260,46 @@ def test_help_lists_every_environment_variable_the_package_reads():
     out = _cli("--help").stdout
     listed = set(re.findall(r"^  (LATENTGEN_\w+)  ", out, re.M))
     assert listed == read, (sorted(read - listed), sorted(listed - read))
+
+
+# ------------------------------------------------------------------------------ class-conditional sampling
+@pytest.fixture(scope="module")
+def tiny_hvae(tmp_path_factory):
+    "A tiny class-conditional hierarchical VAE (chapter 4) trained for 3 steps on digits' 10 classes."
+    d = tmp_path_factory.mktemp("hvae")
+    os.environ.setdefault("LATENTGEN_PROGRESS", "0")
+    main(["train", "hvae", "--dataset", "digits", "--steps", "3", "--batch-size", "32", "--out", str(d / "run"),
+          "--set", "num_classes=10", "width=8"])
+    return d / "run"
+
+
+def test_sample_class_and_guidance_reach_the_sampler(tiny_hvae, tmp_path, monkeypatch):
+    "`--class 3 --guidance 1`: every call of the model's sampler gets labels all 3 and m = 1; the grid is written."
+    from latentgen.ch4_hvae import HierarchicalVAE
+    calls, real = [], HierarchicalVAE.sample
+    def spy(self, n, y=None, m=None, v=None, decode=None):
+        calls.append((n, None if y is None else y.tolist(), m, v))
+        return real(self, n, y, m, v, decode)
+    monkeypatch.setattr(HierarchicalVAE, "sample", spy)
+    main(["sample", str(tiny_hvae / "model.pt"), "--n", "300", "--class", "3", "--guidance", "1",
+          "--out", str(tmp_path / "s.png")])
+    assert (tmp_path / "s.png").stat().st_size > 0
+    assert [c[0] for c in calls] == [256, 44], calls                    # SAMPLE_BATCH at a time
+    assert all(y == [3] * n and m == 1.0 and v is None for n, y, m, v in calls), calls
+    calls.clear()
+    main(["sample", str(tiny_hvae / "model.pt"), "--n", "4", "--guidance-v", "0.5", "--out", str(tmp_path / "t.png")])
+    assert calls == [(4, None, None, 0.5)], calls                       # without --class: the model's own labels
+
+
+@pytest.mark.parametrize("argv,text", [(["--class", "3"], "is not class-conditional"),
+                                       (["--guidance", "1"], "has no guidance"),
+                                       (["--guidance-v", "1"], "has no guidance")])
+def test_sample_refuses_class_and_guidance_the_model_cannot_take(tiny_run, tmp_path, argv, text):
+    "An unconditional VAE: --class and --guidance are one-line errors naming why, and nothing is written."
+    _fails(["sample", tiny_run / "model.pt", "--out", tmp_path / "s.png", *argv], text)
+    assert not list(tmp_path.iterdir())
+
+
+def test_sample_refuses_a_class_the_model_does_not_have(tiny_hvae, tmp_path):
+    _fails(["sample", tiny_hvae / "model.pt", "--class", "10", "--out", tmp_path / "s.png"], "has 10 classes, 0 to 9")
+    assert not list(tmp_path.iterdir())

@@ -83,8 +83,8 @@ def test_figures_inline_whatever_the_environment_says(tmp_path):
 
 
 def test_setup_cell_and_repository_address_agree_everywhere():
-    """Every notebook starts with the same setup cell (tools/setup_cell.py: inline figures, install from the package
-    index, else from settings.ini's git_url); the launch buttons, the README and the front page name that address."""
+    """Every notebook starts with the same setup cell (tools/setup_cell.py: inline figures, install from settings.ini's
+    git_url where latentgen is missing); the launch buttons, the README and the front page name that address."""
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "setup_cell.py"), "--check"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     import configparser
@@ -95,6 +95,77 @@ def test_setup_cell_and_repository_address_agree_everywhere():
         text = (ROOT / doc).read_text()
         others = set(re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", text)) - {url}
         assert url in text and not others, f"{doc} names {others or 'no repository'}; settings.ini says {url}"
+
+
+def _run_setup_cell(tmp_path, fake: str) -> subprocess.CompletedProcess:
+    """Runs the generated setup cell's Python (without `%matplotlib`) in a fresh interpreter that ignores PYTHONPATH and
+    the user's site, from a scratch folder, after `fake` (code that replaces find_spec, subprocess.run, ...)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import setup_cell
+    url, branch = setup_cell.git_url()
+    cell = setup_cell.setup_source(url, branch)
+    assert "%matplotlib inline\n" in cell
+    code = "import sys; sys.path.insert(0, %r)\n" % str(tmp_path) + fake + "\n" + cell.replace("%matplotlib inline\n", "")
+    (tmp_path / "cell.py").write_text(code)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-I", "cell.py"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_setup_cell_says_why_each_install_failed(tmp_path):
+    """latentgen missing and pip failing both ways (git, then the zip archive): the error names each attempt with its
+    reason and the real repository address, and installs nothing from the package index."""
+    fake = """import importlib.util, subprocess, types
+importlib.util.find_spec = lambda name, *a, **k: None
+CALLS = []
+def run(cmd, **kw):
+    CALLS.append(cmd[-1])
+    return types.SimpleNamespace(returncode=1, stdout="", stderr=f"ERROR: reason number {len(CALLS)} for {cmd[-1]}")
+subprocess.run = run
+import atexit; atexit.register(lambda: print("CALLS", CALLS))"""
+    r = _run_setup_cell(tmp_path, fake)
+    assert r.returncode != 0 and "RuntimeError: could not install latentgen" in r.stderr, r.stdout + r.stderr
+    from setup_cell import git_url
+    url, branch = git_url()
+    assert "ERROR: reason number 1 for latentgen @ git+" + url in r.stderr, r.stderr
+    assert f"ERROR: reason number 2 for latentgen @ {url}/archive/refs/heads/{branch}.zip" in r.stderr, r.stderr
+    assert f"pip install git+{url}`" in r.stderr and "REPO" not in r.stderr, r.stderr
+    calls = eval(r.stdout.split("CALLS", 1)[1])
+    assert len(calls) == 2 and all(c.startswith("latentgen @ ") and url in c for c in calls), calls
+
+
+def test_setup_cell_refuses_an_unrelated_latentgen(tmp_path):
+    """pip "succeeds" but the latentgen it leaves has no __version__ (someone else's package of that name): the cell
+    says so and how to remove it, instead of failing later in the chapter."""
+    (tmp_path / "latentgen").mkdir()
+    (tmp_path / "latentgen" / "__init__.py").write_text('"Someone else\'s latentgen."\n')
+    fake = """import importlib.util, subprocess, types
+importlib.util.find_spec = lambda name, *a, **k: None
+subprocess.run = lambda cmd, **kw: types.SimpleNamespace(returncode=0, stdout="", stderr="")"""
+    r = _run_setup_cell(tmp_path, fake)
+    assert r.returncode != 0 and "RuntimeError: an unrelated package named latentgen is installed" in r.stderr, r.stderr
+    assert "__version__" in r.stderr and "pip uninstall -y latentgen" in r.stderr, r.stderr
+    # this project's package (the real one, on the path) passes the same check
+    (tmp_path / "ok").mkdir()
+    env_ok = _run_setup_cell(tmp_path / "ok", "import sys; sys.path.insert(0, %r)" % str(ROOT))
+    assert env_ok.returncode == 0, env_ok.stderr
+
+
+def test_test_workflow_runs_the_unit_tests_on_every_push_and_pull_request():
+    """.github/workflows/test.yml parses, triggers on push and pull_request, installs the dev extra, runs the unit
+    tests (the Makefile's `unit` target or pytest on tests/ without the book) and executes a chapter."""
+    import yaml
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "test.yml").read_text())
+    on = wf.get("on", wf.get(True))             # YAML 1.1 reads the bare key `on` as true
+    triggers = set(on) if isinstance(on, (dict, list)) else {on}
+    assert {"push", "pull_request"} <= triggers, triggers
+    steps = [s for job in wf["jobs"].values() for s in job["steps"]]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert '-e ".[dev]"' in runs, runs
+    assert re.search(r"^\s*make unit\b|pytest tests\b.*not book", runs, re.M), runs
+    if re.search(r"^\s*make unit\b", runs, re.M):
+        assert re.search(r"^unit:", (ROOT / "Makefile").read_text(), re.M)
+    assert re.search(r"(jupyter execute|latentgen notebook) nbs/ch\d\w*\.ipynb", runs), runs
+    assert any(s.get("with", {}).get("cache") == "pip" for s in steps)
 
 
 def test_merged_streams_leave_the_notebook_alone_and_show_each_line_once():

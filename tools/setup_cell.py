@@ -20,27 +20,39 @@ ROOT = Path(__file__).resolve().parents[1]
 MARK = "# Setup (every notebook):"
 
 
-def git_url(root: Path = ROOT) -> str:
+def git_url(root: Path = ROOT) -> tuple[str, str]:
+    "settings.ini's repository address and branch."
     cfg = ConfigParser(delimiters=["="])
     cfg.read(root / "settings.ini", encoding="utf-8")
-    return cfg["DEFAULT"]["git_url"]
+    return cfg["DEFAULT"]["git_url"], cfg["DEFAULT"].get("branch", "main")
 
 
-def setup_source(url: str) -> str:
-    return f'''{MARK} figures inline whatever MPLBACKEND says, and latentgen installed where it is missing (Colab)
+def setup_source(url: str, branch: str = "main") -> str:
+    """The cell. latentgen is installed from its repository (it is not on the package index yet, and a package of the
+    same name published there by someone else must never be installed by this cell): with git, else the branch's zip
+    archive (a runtime without git). Each attempt's reason is shown when both fail. Afterwards (and when latentgen was
+    already there) the cell checks that the package it imports is this project's."""
+    return f'''{MARK} figures inline whatever MPLBACKEND says; latentgen from its repository where missing (Colab)
 %matplotlib inline
-import importlib.util, subprocess, sys
+import importlib, importlib.util, subprocess, sys
+REPO = "{url}"   # settings.ini: git_url
 if importlib.util.find_spec("latentgen") is None:
-    REPO = "{url}"   # settings.ini: git_url
-    for target in ("latentgen", f"git+{{REPO}}"):   # the published package first, the repository as a fallback
-        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", target], capture_output=True, text=True)
+    why = []
+    for target in (f"git+{{REPO}}", f"{{REPO}}/archive/refs/heads/{branch}.zip"):   # with git, else the zip archive
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"latentgen @ {{target}}"], capture_output=True, text=True)
         if r.returncode == 0:
             break
+        why.append(f"pip install latentgen @ {{target}}: " + (r.stderr or r.stdout).strip()[-800:])
     else:
-        raise RuntimeError(f"could not install latentgen, neither from the package index nor from {{REPO}}.\\n"
-                           f"pip said: {{(r.stderr or r.stdout).strip()[-1200:]}}\\n"
-                           "What to do: check that this runtime reaches the internet, then run this cell again; "
-                           "or install by hand with `pip install latentgen` (or `pip install git+REPO`) and restart.")'''
+        raise RuntimeError("could not install latentgen from its repository.\\n" + "\\n".join(why) + "\\nWhat to do: check "
+                           f"that this runtime reaches the internet and run this cell again, or run `pip install git+{{REPO}}`.")
+    importlib.invalidate_caches()
+try:   # the package imported must be this project's, not an unrelated one of the same name
+    import latentgen; latentgen.__version__; from latentgen.train import Trainer
+except (AttributeError, ImportError) as e:
+    if isinstance(e, ImportError) and not (e.name or "").startswith("latentgen"): raise
+    raise RuntimeError(f"an unrelated package named latentgen is installed ({{e}}): remove it with "
+                       f"`pip uninstall -y latentgen`, then run this cell again to install {{REPO}}.") from None'''
 
 
 def setup_index(nb: dict) -> int | None:
@@ -56,7 +68,7 @@ def main(argv=None) -> int:
     a = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     a.add_argument("--check", action="store_true", help="report notebooks whose setup cell differs; change nothing")
     args = a.parse_args(argv)
-    want = setup_source(git_url())
+    want = setup_source(*git_url())
     bad = []
     for path in sorted((ROOT / "nbs").glob("*.ipynb")):
         nb = json.loads(path.read_text(encoding="utf-8"))
