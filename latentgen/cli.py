@@ -2,7 +2,7 @@
 
 # %% ../nbs/09_cli.ipynb #ff061e71
 from __future__ import annotations
-import argparse, contextlib, importlib, io, json, os, pkgutil, shlex, shutil, signal, sys, threading, time, warnings, zipfile
+import argparse, contextlib, importlib, io, json, math, os, pkgutil, shlex, shutil, signal, sys, threading, time, warnings, zipfile
 from pathlib import Path
 
 import torch
@@ -18,9 +18,9 @@ from .models import (MODELS, GenerativeModel, LikelihoodModel, Reconstructing, b
     is_conditional, load_model, nonfinite_tensors, save_model)
 
 # %% auto #0
-__all__ = ['SEED_MAX', 'RUN_FILES', 'SAMPLE_BATCH', 'SAMPLE_MAX', 'PER_IMAGE_MAX', 'ENVIRONMENT', 'USER_ERRORS', 'UserError',
-           'load_chapter_modules', 'cmd_data', 'cmd_models', 'RunLock', 'cmd_train', 'cmd_sample', 'cmd_metrics',
-           'cmd_convert', 'cmd_evaluate', 'cmd_notebook', 'build_parser', 'main']
+__all__ = ['SEED_MAX', 'RUN_FILES', 'LR_SCHEDULES', 'SAMPLE_BATCH', 'SAMPLE_MAX', 'PER_IMAGE_MAX', 'ENVIRONMENT', 'USER_ERRORS',
+           'UserError', 'load_chapter_modules', 'cmd_data', 'cmd_models', 'RunLock', 'cmd_train', 'cmd_sample',
+           'cmd_metrics', 'cmd_convert', 'cmd_evaluate', 'cmd_notebook', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #59a05c27
 class UserError(Exception):
@@ -338,6 +338,82 @@ def _swap_in(work: Path, out: Path):
         else:
             (out / f).unlink(missing_ok=True)
 
+# %% ../nbs/09_cli.ipynb #1c9fba65
+def _decay(v: str) -> float:
+    "An argparse type: an EMA decay in (0, 1)."
+    x = _positive_float(v)
+    if not x < 1:
+        raise argparse.ArgumentTypeError(f"must be below 1 (an average over about 1/(1 - DECAY) steps), got {v}")
+    return x
+
+def _lr_factor(name: str, total: int, warmup: int = 0):
+    "λ(k) of the `--lr-schedule` equation above, for a run of `total` steps with `warmup` warm-up steps."
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {name!r}: one of {', '.join(LR_SCHEDULES)}")
+    if name == "constant":
+        return lambda k: 1.0
+    if name == "warmup-cosine" and not 0 < warmup < total:
+        raise UserError(f"--lr-schedule warmup-cosine needs 0 < --warmup < the run's {total} steps, got {warmup}")
+    w = warmup if name == "warmup-cosine" else 0
+    cos = lambda k: 0.5 * (1 + math.cos(math.pi * min(max(k - w, 0), total - w) / (total - w)))
+    return (lambda k: min(k / w, cos(k))) if w else cos
+
+LR_SCHEDULES = ("constant", "cosine", "warmup-cosine")
+
+def _read_config(path) -> dict:
+    "The options of a `--config` file (TOML or JSON, by its suffix; JSON otherwise), keys normalised to argparse's names."
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--config {path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ImportError:
+                raise UserError("--config: reading TOML needs Python 3.11 or later; write the file as JSON") from None
+            cfg = tomllib.loads(text)
+        else:
+            cfg = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"--config {path}: not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'}: {_one_line(e)}") from None
+    if not isinstance(cfg, dict):
+        raise UserError(f"--config {path}: the file must hold a table of options, got {type(cfg).__name__}")
+    return {k.replace("-", "_"): v for k, v in cfg.items()}
+
+def _apply_config(parser, train_parser, argv: list, args):
+    "Re-parse `argv` with the `--config` file's options as defaults of `train`: flags given on the command line win."
+    cfg = _read_config(args.config)
+    dests = {a.dest: a for a in train_parser._actions if a.dest not in ("help", "config", "func", "debug")}
+    unknown = sorted(set(cfg) - set(dests))
+    if unknown:
+        raise UserError(f"--config {args.config}: unknown option(s) {', '.join(unknown)}; known: "
+                        + ", ".join(sorted(k.replace('_', '-') for k in dests)))
+    if "set" in cfg:
+        if not isinstance(cfg["set"], dict):
+            raise UserError(f"--config {args.config}: 'set' must be a table of model config entries")
+        cfg["set"] = [f"{k}={json.dumps(v)}" for k, v in cfg["set"].items()] + list(args.set or [])   # --set wins
+    values = {}
+    for k, v in cfg.items():              # each value through the flag's own type and choices, as if typed
+        a = dests[k]
+        if k == "set" or isinstance(a, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            if k != "set" and not isinstance(v, bool):
+                raise UserError(f"--config {args.config}: {k.replace('_', '-')} must be true or false, got {v!r}")
+            values[k] = v
+            continue
+        try:
+            x = a.type(str(v)) if a.type else v
+        except (argparse.ArgumentTypeError, ValueError) as e:
+            raise UserError(f"--config {args.config}: {k.replace('_', '-')}: {_one_line(e)}") from None
+        if a.choices is not None and x not in a.choices:
+            raise UserError(f"--config {args.config}: {k.replace('_', '-')} must be one of {', '.join(map(str, a.choices))}, got {v!r}")
+        values[k] = x
+    train_parser.set_defaults(**values)
+    new = parser.parse_args(argv)
+    if "set" in values:                   # the file's entries, then the command line's (a repeated key: the last wins)
+        new.set = values["set"]
+    return new
+
 # %% ../nbs/09_cli.ipynb #ef274da9
 def _train_locked(args, out, profile, device, overrides, rank, world, shown=None):
     """The part of `cmd_train` that runs while this run holds its folder: writes to `out` (a `--force`d run: a folder
@@ -351,12 +427,25 @@ def _train_locked(args, out, profile, device, overrides, rank, world, shown=None
     model = build_model(args.model, **config)
     data = {k: v for k, v in ds.describe().items() if k != "source"}      # what the run saw (not where the files lie)
     meta = {"model": args.model, "config": config, "data": data, "batch_size": args.batch_size, "seed": args.seed}
+    epochs = args.epochs if args.epochs or args.steps else 1
+    schedule, ema = getattr(args, "lr_schedule", "constant") or "constant", getattr(args, "ema", None)
+    schedulers = None
+    if schedule != "constant":               # λ(k) for every optimiser of the model, over the run's steps
+        total = args.steps or epochs * math.ceil(len(ds) / args.batch_size)
+        factor = _lr_factor(schedule, total, getattr(args, "warmup", None) or 0)
+        keys = model.configure_optimizers().keys() if hasattr(model, "configure_optimizers") else ("loss",)
+        schedulers = {k: (lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, factor)) for k in keys}
+        meta["lr_schedule"] = {"name": schedule, "steps": total, "warmup": getattr(args, "warmup", None) or 0}
+    if ema:
+        meta["ema_decay"] = ema
     trainer = Trainer(model, device=device, seed=args.seed, ckpt_path=out / "trainer.ckpt", ckpt_every=args.ckpt_every,
                       ckpt_every_s=args.ckpt_minutes * 60, grad_clip=args.grad_clip, on_nan=args.on_nan, bf16=args.bf16,
-                      run_meta=meta, desc=f"{args.model} on {args.dataset}")
-    epochs = args.epochs if args.epochs or args.steps else 1
+                      ema_decay=ema, compile=bool(getattr(args, "compile", False)), schedulers=schedulers,
+                      schedule_every="step", run_meta=meta, desc=f"{args.model} on {args.dataset}")
     trainer.fit(ds, epochs=epochs if not args.steps else None, steps=args.steps, batch_size=args.batch_size,
                 resume=args.resume)
+    if ema:                                   # --ema: the average is the model (a second stage is fitted on it)
+        model.load_state_dict(trainer.ema_model.module.state_dict())
     from latentgen.models import TwoStageModel
     if isinstance(model, TwoStageModel):             # fitted after the AE: RAE + GMM, two-stage VAE (chapter 3)
         model.fit_second_stage(ds, batch_size=args.batch_size, seed=args.seed, device=device)
@@ -709,6 +798,15 @@ def _train_args(command):
                    help="continue the run in --out from its trainer.ckpt (same data, batch size, seed and config)")
     r.add_argument("--force", action="store_true", help="train a new run in --out even if it holds one")
     t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
+    t.add_argument("--ema", type=_decay, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999); model.pt holds the average")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model's loss (faster steps after a warm-up)")
+    t.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default="constant",
+                   help="the learning rate over the run's steps: constant (default), cosine (to 0), "
+                        "warmup-cosine (linear from 0 over --warmup steps, then cosine)")
+    t.add_argument("--warmup", type=_positive_int, metavar="STEPS", help="warm-up steps of --lr-schedule warmup-cosine")
+    t.add_argument("--config", metavar="FILE", help="a TOML or JSON file of these options (keys as the long flags: "
+                   'epochs, batch-size, ema, ..., and "set" a table of model config entries); flags given here win')
     t.set_defaults(func=cmd_train)
 
 # %% ../nbs/09_cli.ipynb #f7ca5207
@@ -853,6 +951,9 @@ def main(argv=None):
     try:
         with warnings.catch_warnings():     # warnings on one line each, as errors are
             warnings.showwarning = _show_warning
+            if getattr(args, "config", None):   # train --config FILE: its options as defaults, the flags win
+                args = _apply_config(parser, parser._subparsers._group_actions[0].choices["train"], argv, args)
+                args.command_line = "latentgen " + " ".join(shlex.quote(a) for a in argv)
             return args.func(args)
     except KeyboardInterrupt as e:          # exit 128 + the signal, as a shell reports it: 130 (Ctrl-C), 143 (SIGTERM)
         if debug:

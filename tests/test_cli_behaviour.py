@@ -303,3 +303,34 @@ def test_sample_refuses_class_and_guidance_the_model_cannot_take(tiny_run, tmp_p
 def test_sample_refuses_a_class_the_model_does_not_have(tiny_hvae, tmp_path):
     _fails(["sample", tiny_hvae / "model.pt", "--class", "10", "--out", tmp_path / "s.png"], "has 10 classes, 0 to 9")
     assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------- schedules, averages, a config file
+def test_ema_saves_the_average_and_the_schedule_reaches_the_optimiser(tmp_path):
+    from latentgen.fileio import safe_torch_load
+    base = ["train", "vae", "--dataset", "digits", "--steps", "6", "--batch-size", "32", "--seed", "3", *SMALL]
+    main([*base, "--out", str(tmp_path / "plain")])
+    main([*base, "--out", str(tmp_path / "avg"), "--ema", "0.5", "--lr-schedule", "warmup-cosine", "--warmup", "2"])
+    plain, avg = (safe_torch_load(tmp_path / n / "model.pt") for n in ("plain", "avg"))
+    assert avg["extra"]["command"].endswith("--warmup 2")
+    diff = [k for k in plain["state_dict"] if not torch.equal(plain["state_dict"][k], avg["state_dict"][k])]
+    assert diff                                                    # the average (and the schedule) changed the weights
+    ck = safe_torch_load(tmp_path / "avg" / "trainer.ckpt")
+    flat = json.dumps(ck, default=lambda o: None)
+    assert '"last_epoch": 6' in flat or "'last_epoch': 6" in repr(ck)      # the LambdaLR was stepped once per step
+
+
+def test_config_file_sets_options_and_flags_win(tmp_path):
+    cfg = tmp_path / "run.json"
+    cfg.write_text(json.dumps({"steps": 4, "batch-size": 16, "seed": 2, "set": {"latent_dim": 3, "width": 4, "hidden": 8}}))
+    main(["train", "vae", "--dataset", "digits", "--config", str(cfg), "--set", "latent_dim=2", "--out", str(tmp_path / "r")])
+    from latentgen.fileio import safe_torch_load
+    saved = safe_torch_load(tmp_path / "r" / "model.pt")
+    assert saved["config"]["latent_dim"] == 2 and saved["config"]["width"] == 4     # --set wins, the file fills the rest
+    assert "--config" in saved["extra"]["command"]                                   # the file is named in the record
+    toml = tmp_path / "run.toml"
+    toml.write_text('steps = 3\nbatch-size = 16\nema = 2.0\n')
+    _fails(["train", "vae", "--dataset", "digits", "--config", toml, "--out", tmp_path / "t"], "below 1")
+    cfg.write_text(json.dumps({"stepz": 4}))
+    _fails(["train", "vae", "--dataset", "digits", "--config", cfg, "--out", tmp_path / "u"], "unknown option(s) stepz")
+    _fails(["train", "vae", "--dataset", "digits", "--config", tmp_path / "none.json", "--out", tmp_path / "v"], "no such file")
