@@ -2,7 +2,7 @@
 
 # %% ../nbs/05_train.ipynb #1b04f1c4
 from __future__ import annotations
-import math, os, random, signal, threading, time, warnings
+import math, os, random, re, signal, threading, time, warnings
 from pathlib import Path
 from typing import Callable
 
@@ -22,10 +22,10 @@ from .results import display_path
 from .data import ImageTensorDataset, base_indices
 
 # %% auto #0
-__all__ = ['History', 'NonFiniteLossError', 'CheckpointMismatchError', 'Callback', 'default_callbacks', 'SingleProcess',
-           'Trainer', 'fit', 'make_resident', 'NonFiniteGuard', 'ClipAndSkip', 'Schedules', 'EMA', 'ProgressBar',
-           'Evaluation', 'DivergenceWarning', 'numpy_state', 'set_numpy_state', 'rng_state', 'set_rng_state',
-           'Checkpoint', 'Interrupted', 'Interruption', 'DataParallel']
+__all__ = ['History', 'NonFiniteLossError', 'CheckpointMismatchError', 'CancelFit', 'Callback', 'default_callbacks',
+           'SingleProcess', 'Trainer', 'fit', 'make_resident', 'numpy_state', 'set_numpy_state', 'rng_state',
+           'set_rng_state', 'NonFiniteGuard', 'ClipAndSkip', 'Schedules', 'EMA', 'ProgressBar', 'Evaluation',
+           'DivergenceWarning', 'Checkpoint', 'Interrupted', 'Interruption', 'DataParallel']
 
 # %% ../nbs/05_train.ipynb #bde6c7ca
 class History:
@@ -81,38 +81,81 @@ def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
     return out
 
 # %% ../nbs/05_train.ipynb #2b0957df
+class CancelFit(Exception):
+    """Raised by a callback (from `after_batch` or `after_agree`, when the step is complete) to end the fit there: the
+    core catches it, still fires `after_loop` and `after_fit` (the checkpoint callback saves that step), then raises
+    `error` to the caller (an interruption's `Interrupted`), or, where `error` is None, returns the history."""
+    def __init__(self, reason: str = "", error: BaseException | None = None):
+        super().__init__(reason)
+        self.error = error
+
 class Callback:
-    "One piece of the fit loop: methods named after the events it handles, an `order` (lower runs first), its state."
-    order = 50
+    """One piece of the fit loop: methods named after the events it handles, an `order` (lower runs first) and a
+    `name`, unique in a trainer (`trainer.cb(name)` finds it; its checkpoint section is `state["callbacks"][name]`;
+    by default the class name in snake case)."""
+    order, name = 50, "callback"
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+    def attach(self, trainer):
+        "Called once when `trainer` takes this callback (its model, optimisers and device exist)."
+        self.trainer = trainer
     def state_dict(self) -> dict:
-        "This callback's entries in the training checkpoint (top-level keys, each owned by one callback)."
+        "This callback's section of the training checkpoint."
         return {}
     def load_state_dict(self, state: dict):
-        "Restore from the checkpoint's entries (the whole checkpoint dict is passed; take your own keys)."
+        "Restore from this callback's section (an empty dict where the checkpoint has none)."
+    def summary(self) -> str:
+        "A note for the line `fit` prints at its end ('' for none)."
+        return ""
     def __repr__(self):
-        return f"{type(self).__name__}(order={self.order})"
+        return f"{type(self).__name__}(name={self.name!r}, order={self.order})"
 
 _EVENTS = ("before_fit", "after_loss", "after_backward", "after_update", "after_batch", "after_agree", "after_epoch",
            "after_loop", "on_error", "after_fit", "flush")
 
-_DEFAULTS = {}   # the default callbacks: name -> factory(trainer, model, options), registered where each is defined
-
-def default_callbacks(t, model: nn.Module, **options) -> list:
-    "The callbacks that `Trainer`'s keyword arguments describe (`model`: the network as given, for the EMA's copy)."
-    return [make(t, model, options) for make in _DEFAULTS.values()]
-
-def _check_options(model, *, on_nan, resident, sync_every, schedule_every, **_):
-    "Refuse impossible settings before anything is built."
+def _check_choices(on_nan="raise", sync_every=None, schedule_every="epoch"):
+    "Refuse impossible callback settings with a one-line error."
     if on_nan not in ("raise", "skip"):
         raise ValueError(f"on_nan must be 'raise' or 'skip', got {on_nan!r}")
-    if not callable(getattr(model, "loss", None)):
-        raise TypeError(f"{type(model).__name__} has no loss(batch) method returning a dict of loss terms")
-    if resident not in (True, False, "auto"):
-        raise ValueError(f"resident must be True, False or 'auto', got {resident!r}")
     if sync_every is not None and (not isinstance(sync_every, int) or sync_every < 1):
         raise ValueError(f"sync_every must be a positive number of steps, got {sync_every!r}")
     if schedule_every not in ("epoch", "step"):
         raise ValueError(f"schedule_every must be 'epoch' or 'step', got {schedule_every!r}")
+
+def default_callbacks(model: nn.Module, *,
+                      on_nan: str = "raise", # 'raise' on a NaN/inf loss term or gradient, or 'skip' the step
+                      sync_every: int | None = None, # read the step numbers every n steps (None: 1 on a CPU, 50 on a GPU)
+                      grad_clip: float | None = None, # clip each optimiser's gradient norm to this
+                      grad_skip: float | None = None, # skip the update when a gradient norm exceeds this (VDVAE)
+                      grad_skip_after: int = 0, # ...but never in the first steps
+                      schedulers: dict | None = None, # {term: make(optimizer) -> LR scheduler}
+                      schedule_every: str = "epoch", # step the schedulers per 'epoch' or per 'step'
+                      ema_decay: float | None = None, # keep an EMA of the weights with this decay
+                      progress: bool | None = None, # a progress bar (None: unless LATENTGEN_PROGRESS=0)
+                      eval_fn: Callable | None = None, # eval_fn(model) -> dict of numbers, recorded in history.evals
+                      eval_every: int | None = None, # ...every n steps (and at the end)
+                      ckpt_path: str | Path | None = None, # where the training checkpoint goes (None: nowhere)
+                      ckpt_every: int | None = None, # ...also every n steps
+                      ckpt_every_s: float | None = 600.0, # ...and every so many seconds
+                      ckpt_each_epoch: bool = True, # ...and at every epoch's end
+                     ) -> list:
+    """The callbacks that `Trainer`'s keyword shortcuts describe (`model`: the network as given, for the EMA's copy).
+    Every one is present, a disabled one doing nothing, so the checkpoint always has the same sections."""
+    _check_choices(on_nan, sync_every, schedule_every)
+    per_step = on_nan == "skip" or grad_skip is not None   # decisions that need every step's own numbers
+    return [NonFiniteGuard(on_nan, 1 if per_step else sync_every), ClipAndSkip(grad_clip, grad_skip, grad_skip_after),
+            Schedules(schedulers, schedule_every), EMA(model, ema_decay), ProgressBar(progress),
+            Evaluation(eval_fn, eval_every), DivergenceWarning(),
+            Checkpoint(ckpt_path, ckpt_every, ckpt_every_s, ckpt_each_epoch), Interruption()]
+
+def _check_options(model, resident):
+    "Refuse an impossible model or data setting before anything is built."
+    if not callable(getattr(model, "loss", None)):
+        raise TypeError(f"{type(model).__name__} has no loss(batch) method returning a dict of loss terms")
+    if resident not in (True, False, "auto"):
+        raise ValueError(f"resident must be True, False or 'auto', got {resident!r}")
 
 # %% ../nbs/05_train.ipynb #edb6c566
 class _LossOf(nn.Module):
@@ -145,19 +188,19 @@ class SingleProcess:
 
 # %% ../nbs/05_train.ipynb #4771ecc4
 class Trainer:
-    "Fit any model that defines `loss(batch) -> dict` (and optionally `configure_optimizers()`)."
+    """Fit any model that defines `loss(batch) -> dict` (and optionally `configure_optimizers()`) with `callbacks`, or,
+    where `callbacks` is None, the ones `default_callbacks` builds from the keyword `shortcuts` (its keywords:
+    `ema_decay=`, `grad_clip=`, `ckpt_path=`, ...).
+    After a fit, `cancelled` is the `CancelFit` that ended it early, or None."""
     def __init__(self, model: nn.Module, *, optimizers: dict | Callable | None = None, lr: float = 1e-3,
-                 schedulers: dict | None = None, schedule_every: str = "epoch", grad_clip: float | None = None,
-                 grad_skip: float | None = None, grad_skip_after: int = 0, on_nan: str = "raise",
-                 ema_decay: float | None = None, bf16: bool | None = None, device=None, seed: int = 0,
-                 ckpt_path: str | Path | None = None, ckpt_every: int | None = None,
-                 ckpt_every_s: float | None = 600.0, ckpt_each_epoch: bool = True, run_meta: dict | None = None,
-                 eval_fn: Callable | None = None, eval_every: int | None = None,
-                 progress: bool | None = None, desc: str | None = None, num_workers: int = 0,
-                 resident: bool | str = "auto", ddp_kwargs: dict | None = None, sync_batchnorm: bool = True,
-                 sync_every: int | None = None, compile: bool = False, callbacks: list | tuple = ()):
-        kw = {k: v for k, v in locals().items() if k not in ("self", "model", "optimizers", "lr", "callbacks", "__class__")}
-        _check_options(model, **kw)
+                 bf16: bool | None = None, device=None, seed: int = 0, run_meta: dict | None = None,
+                 desc: str | None = None, num_workers: int = 0, resident: bool | str = "auto",
+                 ddp_kwargs: dict | None = None, sync_batchnorm: bool = True, compile: bool = False,
+                 callbacks: list | tuple | None = None, **shortcuts):
+        _check_options(model, resident)
+        if callbacks is not None and shortcuts:
+            raise ValueError(f"give callbacks=[...] or the keyword shortcuts {sorted(shortcuts)}, not both "
+                             "(default_callbacks(model, ...) builds the defaults to extend)")
         self._place(model, device, bf16)                    # rank, world, device, the model on it
         if optimizers is None:
             optimizers = (model.configure_optimizers() if hasattr(model, "configure_optimizers")
@@ -172,18 +215,16 @@ class Trainer:
         self.strategy = (DataParallel(self, ddp_kwargs, sync_batchnorm, compile) if self.world > 1
                          else SingleProcess(self, compile))
         self.history, self.step, self.epoch, self.batch_in_epoch = History(), 0, 0, 0
-        self.train_time_s, self._fit_start, self.total = 0.0, None, None
-        self.want_stop = self.want_save = False
-        self.callbacks = []
-        self.add_callbacks(default_callbacks(self, model, **kw) + list(callbacks))
+        self.train_time_s, self._fit_start, self.total, self.cancelled, self.loaded_from = 0.0, None, None, None, None
+        self.callbacks, self._by_name = [], {}
+        self.add_callbacks(default_callbacks(model, **shortcuts) if callbacks is None else callbacks)
 
-    def __getattr__(self, name: str):
-        "Settings and counters kept by a callback or the strategy (`ema_model`, `skipped`...)."
-        if not name.startswith("__"):
-            for c in list(self.__dict__.get("callbacks", ())) + [self.__dict__.get("strategy")]:
-                if c is not None and name in vars(c):
-                    return vars(c)[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def cb(self, name: str) -> Callback:
+        "The callback named `name` (`trainer.cb('ema').model`); a KeyError lists the names there are."
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"no callback named {name!r}; this trainer has {sorted(self._by_name)}") from None
 
 # %% ../nbs/05_train.ipynb #f18206bc
 @patch
@@ -201,17 +242,32 @@ def _place(self: Trainer, model, device, bf16):
 
 @patch
 def add_callbacks(self: Trainer, cbs):
-    "Add callbacks (each gets `.trainer`), keep them sorted by `order`, and index their event handlers."
+    "Add callbacks (each attached to this trainer), keep them sorted by `order`, and index their event handlers."
+    cbs = list(cbs)
+    names = [c.name for c in self.callbacks + cbs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"more than one callback named {twice}: names must be unique (set `name` on a subclass)")
     for cb in cbs:
-        cb.trainer = self
-    self.callbacks = sorted(self.callbacks + list(cbs), key=lambda c: c.order)
-    self.guard = next((c for c in self.callbacks if isinstance(c, NonFiniteGuard)), None)
+        cb.attach(self)
+    self.callbacks = sorted(self.callbacks + cbs, key=lambda c: c.order)
+    self._by_name = {c.name: c for c in self.callbacks}
     self._handlers = {e: [getattr(c, e) for c in self.callbacks if callable(getattr(c, e, None))] for e in _EVENTS}
 
 @patch
-def _event(self: Trainer, name: str):
+def _event(self: Trainer, name: str, *args):
     for f in self._handlers[name]:
-        f()
+        f(*args)
+
+@patch
+def request_stop(self: Trainer):
+    "Ask, in `after_batch`, to stop after this step: every process agrees, then `after_agree` gets `stop=True`."
+    self._asked[0] = True
+
+@patch
+def request_save(self: Trainer):
+    "Ask, in `after_batch`, for a checkpoint of this step: every process agrees, then `after_agree` gets `save=True`."
+    self._asked[1] = True
 
 @patch(as_prop=True)
 def ddp(self: Trainer):
@@ -226,6 +282,12 @@ def _say(self: Trainer, msg: str):
 def _flush(self: Trainer, bar=None):
     "Read the deferred step numbers (the non-finite guard checks and records them)."
     self._event("flush")
+
+@patch
+def _ckpt_path(self: Trainer, path=None) -> Path | None:
+    "`path`, else the checkpoint callback's path (None: no checkpoint)."
+    path = path or getattr(self._by_name.get("checkpoint"), "path", None)
+    return Path(path) if path else None
 
 # %% ../nbs/05_train.ipynb #73cc4003
 @patch
@@ -261,13 +323,13 @@ def _step(self: Trainer, batch) -> dict | None:
 
 @patch
 def _batch(self: Trainer, batch):
-    "One batch: the step, the counters, then the bookkeeping events and the agreed stop/save flags."
+    "One batch: the step, the counters, the bookkeeping events, then the stop and save requests agreed by every process."
     self.rec = self._step(_to_device(batch, self.device))
     self.step += 1; self.batch_in_epoch += 1
-    self.want_stop = self.want_save = False
-    self._event("after_batch")                # records, bar, evaluation; callbacks ask to stop or to save
-    self.want_stop, self.want_save = self.strategy.agree(self.want_stop, self.want_save)
-    self._event("after_agree")                # the checkpoint, then the interruption, at the same step on every rank
+    self._asked = [False, False]
+    self._event("after_batch")                # records, bar, evaluation; request_stop() / request_save()
+    stop, save = self.strategy.agree(*self._asked)
+    self._event("after_agree", stop, save)    # the same decision on every process: save; an interruption cancels
 
 @patch
 def _epoch(self: Trainer, data, batch_size, shuffle, drop_last):
@@ -286,11 +348,12 @@ def _epoch(self: Trainer, data, batch_size, shuffle, drop_last):
 @patch
 def fit(self: Trainer, data: Dataset | DataLoader, *, epochs: int | None = None, steps: int | None = None,
         batch_size: int = 128, shuffle: bool = True, drop_last: bool = True, resume: bool = False) -> History:
-    "Train for `epochs` epochs or `steps` optimiser steps (in total, counting resumed ones); returns the history."
+    """Train for `epochs` epochs or `steps` optimiser steps (in total, counting resumed ones); returns the history.
+    A `CancelFit` from a callback ends the loop early: `after_fit` still runs, then its `error` (if any) is raised."""
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs= or steps=")
     check_sizes("Trainer.fit", {"epochs": epochs, "steps": steps, "batch_size": batch_size})
-    ckpt = getattr(self, "ckpt_path", None)
+    ckpt = self._ckpt_path()
     if resume and ckpt and ckpt.exists():
         self.load_checkpoint()
         self._say(f"{self.desc}: resuming from {display_path(ckpt)} at step {self.step} (epoch {self.epoch})")
@@ -305,13 +368,15 @@ def fit(self: Trainer, data: Dataset | DataLoader, *, epochs: int | None = None,
         len(data) // batch_size if drop_last else math.ceil(len(data) / batch_size))
     self.total = steps if steps is not None else epochs * max(per_epoch, 1)
     self.model.train()
-    t0, start_step = time.perf_counter(), self.step
+    t0, start_step, self.cancelled = time.perf_counter(), self.step, None
     self._fit_start = t0
     self._event("before_fit")
     try:
         while self.step < self.total:
             self._epoch(data, batch_size, shuffle, drop_last)
         self._flush()
+    except CancelFit as e:                    # a callback ended the fit after a complete step
+        self.cancelled = e
     except BaseException:
         self._event("on_error")
         self.train_time_s, self._fit_start = self.train_time_s + time.perf_counter() - t0, None
@@ -321,12 +386,12 @@ def fit(self: Trainer, data: Dataset | DataLoader, *, epochs: int | None = None,
     self.wall_time_s = time.perf_counter() - t0
     self.train_time_s, self._fit_start = self.train_time_s + self.wall_time_s, None   # across resumed sessions
     self._event("after_fit")                  # final evaluation, checkpoint, divergence warning
+    if self.cancelled is not None and self.cancelled.error is not None:
+        raise self.cancelled.error            # what the caller must see (an interruption: exit 130 or 143)
     last = {k: round(v, 4) for k, v in self.history.steps[-1].items() if k not in ("step", "epoch")} if self.history.steps else {}
     self._say(f"{self.desc}: {self.step - start_step} steps in {self.wall_time_s:.1f}s"
               + (f" on {self.world} processes" if self.world > 1 else "")
-              + (f", {self.skipped} skipped (non-finite)" if getattr(self, "skipped", 0) else "")
-              + (f", {self.grad_skipped} updates skipped (gradient norm > {self.grad_skip})" if getattr(self, "grad_skipped", 0) else "")
-              + f"; last: {last}")
+              + "".join(c.summary() for c in self.callbacks) + f"; last: {last}")
     return self.history
 
 # %% ../nbs/05_train.ipynb #721073aa
@@ -426,42 +491,82 @@ def _epoch_batches(self: Trainer, data, batch_size, shuffle, drop_last):
     g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 1)   # the loader's own generator
     return batches, DataLoader(data, batch_sampler=mine, num_workers=self.num_workers, generator=g)
 
+# %% ../nbs/05_train.ipynb #2625f0f0
+def numpy_state() -> dict:
+    "NumPy's global RNG state as a tensor and numbers, so that checkpoints load with `weights_only=True`."
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+def set_numpy_state(st: dict):
+    "Restore NumPy's global RNG from `numpy_state()`'s form."
+    np.random.set_state((st["name"], st["keys"].cpu().numpy().astype(np.uint32), st["pos"], st["has_gauss"],
+                         st["cached_gaussian"]))
+
+_numpy_state_plain, _numpy_state_restore = numpy_state, set_numpy_state   # the old private names
+
+def rng_state() -> dict:
+    "Every random generator's state: torch, NumPy, Python and (where present) CUDA."
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+def set_rng_state(rng: dict):
+    "Restore the generators from `rng_state()`'s form."
+    torch.set_rng_state(rng["torch"].cpu()); set_numpy_state(rng["numpy"]); random.setstate(rng["python"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([t.cpu() for t in rng["cuda"]])
+
 # %% ../nbs/05_train.ipynb #0bd8017e
 @patch
 def state_dict(self: Trainer) -> dict:
-    "The full training state (under torchrun a collective call: every process's random generators are gathered)."
+    """The full training state: the core's entries (random generators included) and each callback's section under
+    `callbacks` (under torchrun a collective call: every process's random generators are gathered)."""
     self._flush()                             # never a checkpoint of a run whose last steps have not been checked
-    state = {"model": self.model.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-             "history": self.history.state_dict(), "seed": self.seed, "run": self.run_meta,
-             "train_time_s": self.train_time_s + (time.perf_counter() - self._fit_start if self._fit_start else 0.0)}
-    for cb in self.callbacks:
-        own = cb.state_dict()
-        clash = set(own) & set(state)
-        assert not clash, f"{cb!r} would overwrite checkpoint entries {sorted(clash)}"
-        state.update(own)
-    return state
+    rng = rng_state()
+    return {"model": self.model.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "history": self.history.state_dict(), "seed": self.seed, "run": self.run_meta,
+            "train_time_s": self.train_time_s + (time.perf_counter() - self._fit_start if self._fit_start else 0.0),
+            "rng": rng, "rng_ranks": self.strategy.gather(rng), "world_size": self.world,
+            "callbacks": {c.name: c.state_dict() for c in self.callbacks}}
 
 @patch
 def save_checkpoint(self: Trainer, path: str | Path | None = None) -> Path:
     "Atomically write the full training state (rank 0 writes; under torchrun every process must call this)."
-    path = Path(path or self.ckpt_path)
+    path = self._ckpt_path(path)
+    if path is None:
+        raise ValueError("no checkpoint path: pass one, or give the trainer a Checkpoint(path) callback")
     state = self.state_dict()
     if self.rank == 0:                        # one atomic write, its SHA-256 inside: load_checkpoint verifies it
         save_torch(state, path)
     return path
 
 # %% ../nbs/05_train.ipynb #845e896e
+_FLAT = {"skipped": ("guard", "skipped"), "grad_skipped": ("clip", "skipped"), "schedulers": ("schedules", "schedulers"),
+         "ema": ("ema", "model"), "eval_time_s": ("evaluation", "time_s")}   # old flat key: (callback, its key)
+
+def _sectioned(s: dict) -> dict:
+    "A checkpoint in the sectioned layout; one with the flat keys of older files has them moved into their sections."
+    if "callbacks" in s:
+        return s
+    s, sections = dict(s), {}
+    for key, (name, own) in _FLAT.items():
+        if key in s:
+            sections.setdefault(name, {})[own] = s.pop(key)
+    return {**s, "callbacks": sections}
+
 @patch
 def load_checkpoint(self: Trainer, path: str | Path | None = None):
-    "Restore the full training state written by `save_checkpoint`."
-    path = Path(path or self.ckpt_path)
+    "Restore the full training state written by `save_checkpoint` (or by an older loop, flat keys)."
+    path = self._ckpt_path(path)
+    if path is None:
+        raise ValueError("no checkpoint path: pass one, or give the trainer a Checkpoint(path) callback")
     s = safe_torch_load(path, map_location=self.device, what="training checkpoint",
                         hint="Nothing was trained or overwritten. Train from step 0 instead (command line: --force; "
                              "the run's model.pt stays until the new run replaces it), or restore a good copy of it")
-    need = {"model", "optimizers", "step"}.union(*(getattr(c, "requires", ()) for c in self.callbacks))
-    if not isinstance(s, dict) or not need <= set(s):
+    if not isinstance(s, dict) or not {"model", "optimizers", "step", "rng"} <= set(s):
         raise ValueError(f"{path} is not a latentgen training checkpoint")
+    s = _sectioned(s)
     if self.run_meta is not None and s.get("run") is not None and s["run"] != self.run_meta:
         diff = _differences(s["run"], self.run_meta)
         raise CheckpointMismatchError(f"{path} was written by a different run; refusing to resume it ("
@@ -478,15 +583,35 @@ def load_checkpoint(self: Trainer, path: str | Path | None = None):
     self.train_time_s = s.get("train_time_s", 0.0)
     self.history.load_state_dict(s["history"]); self.seed = s["seed"]
     self.loaded_from = path
-    for cb in self.callbacks:                 # in order: the random states (checkpoint callback) near the end
-        cb.load_state_dict(s)
+    for cb in self.callbacks:
+        cb.load_state_dict(s["callbacks"].get(cb.name, {}))
+    self._restore_rng(s)                      # last, whatever the callbacks: nothing draws after it
+
+@patch
+def _restore_rng(self: Trainer, s: dict):
+    "The random generators of this process from the checkpoint, or (another number of processes) re-seeded."
+    saved_world = s.get("world_size", 1)
+    if saved_world != self.world:             # weights, optimisers and data position resume; the generators cannot
+        warnings.warn(f"{self.loaded_from} was written by "
+                      f"{saved_world} process(es) and resumes in {self.world}: the random generators are re-seeded, "
+                      "so the continuation is not the one the original run would have had")
+        seed_everything(self.seed + 1_000_003 * self.rank + self.step)
+        return
+    set_rng_state(s["rng_ranks"][self.rank] if self.world > 1 else s["rng"])
 
 # %% ../nbs/05_train.ipynb #e0c40f01
 class NonFiniteGuard(Callback):
-    "Check every loss term (and recorded gradient norm) for NaN/inf; record the steps; read deferred numbers in batches."
-    order = 10
-    def __init__(self, on_nan: str = "raise", sync_every: int = 1):
+    """Check every loss term (and recorded gradient norm) for NaN/inf; record the steps; read deferred numbers in
+    batches. Attributes: `skipped` (steps dropped under `on_nan='skip'`), `sync_every` (None: 1 on a CPU, 50 on a GPU,
+    fixed when the trainer takes it); `add` and `non_finite` serve the clipping callback."""
+    order, name = 10, "guard"
+    def __init__(self, on_nan: str = "raise", sync_every: int | None = None):
+        _check_choices(on_nan, sync_every)
         self.on_nan, self.sync_every, self.skipped, self._pending = on_nan, sync_every, 0, []
+    def attach(self, trainer):
+        super().attach(trainer)
+        if self.sync_every is None:           # a GPU step never waits for the host; a CPU reads every step
+            self.sync_every = 50 if trainer.device.type == "cuda" else 1
     def non_finite(self, what: str):
         "Raise, or (on_nan='skip') count the step and cancel it."
         t = self.trainer
@@ -548,61 +673,66 @@ def state_dict(self: NonFiniteGuard) -> dict:
 
 @patch
 def load_state_dict(self: NonFiniteGuard, s: dict):
-    self.skipped = s["skipped"]
+    self.skipped = s.get("skipped", 0)
 
-def _sync_every(t, o) -> int:
-    "Read every step on a CPU, every 50 on a GPU; every step when a decision needs the step's own numbers."
-    if o["on_nan"] == "skip" or o["grad_skip"] is not None:
-        return 1
-    return o["sync_every"] or (50 if t.device.type == "cuda" else 1)
-
-_DEFAULTS["guard"] = lambda t, model, o: NonFiniteGuard(o["on_nan"], _sync_every(t, o))
+@patch
+def summary(self: NonFiniteGuard) -> str:
+    return f", {self.skipped} skipped (non-finite)" if self.skipped else ""
 
 # %% ../nbs/05_train.ipynb #882b2504
 class ClipAndSkip(Callback):
-    "Clip each optimiser's gradient norm to `clip`; skip the update when a norm exceeds `skip` (VDVAE)."
-    order = 20
+    """Clip each optimiser's gradient norm to `clip`; skip the update when a norm exceeds `skip` (VDVAE), from step
+    `skip_after` on. Attribute `skipped`: the updates skipped so far. Needs the non-finite guard (named 'guard')."""
+    order, name = 20, "clip"
     def __init__(self, clip: float | None = None, skip: float | None = None, skip_after: int = 0):
-        self.grad_clip, self.grad_skip, self.grad_skip_after, self.grad_skipped = clip, skip, skip_after, 0
+        self.clip, self.skip, self.skip_after, self.skipped = clip, skip, skip_after, 0
     def after_backward(self):
         t = self.trainer
-        if self.grad_clip is None and self.grad_skip is None:
+        if self.clip is None and self.skip is None:
             return
-        keys = list(t.optimizers)
+        keys, guard = list(t.optimizers), t.cb("guard")
         name = lambda k: f"grad_norm/{k}" if len(keys) > 1 else "grad_norm"
         if t.rec is None:                     # deferred: the norms join the step's numbers, read later
-            norms = torch.stack([torch.nn.utils.clip_grad_norm_(t.params[k], self.grad_clip).float() for k in keys])
-            return t.guard.add([name(k) for k in keys], norms)
+            norms = torch.stack([torch.nn.utils.clip_grad_norm_(t.params[k], self.clip).float() for k in keys])
+            return guard.add([name(k) for k in keys], norms)
         big = False
         for k in keys:
-            norm = float(torch.nn.utils.clip_grad_norm_(t.params[k], self.grad_clip or math.inf))
+            norm = float(torch.nn.utils.clip_grad_norm_(t.params[k], self.clip or math.inf))
             if not math.isfinite(norm):
-                return t.guard.non_finite(f"the gradient of {k!r} (norm {norm})")
+                return guard.non_finite(f"the gradient of {k!r} (norm {norm})")
             t.rec[name(k)] = norm
-            big |= self.grad_skip is not None and norm > self.grad_skip and t.step >= self.grad_skip_after
+            big |= self.skip is not None and norm > self.skip and t.step >= self.skip_after
         if big:                               # VDVAE's gradient skipping: drop the whole update, keep the record
-            self.grad_skipped += 1
+            self.skipped += 1
             t.rec["update_skipped"] = 1.0
             t.skip_update = True
     def state_dict(self) -> dict:
-        return {"grad_skipped": self.grad_skipped}
+        return {"skipped": self.skipped}
     def load_state_dict(self, s: dict):
-        self.grad_skipped = s.get("grad_skipped", 0)
-
-_DEFAULTS["clip"] = lambda t, model, o: ClipAndSkip(o["grad_clip"], o["grad_skip"], o["grad_skip_after"])
+        self.skipped = s.get("skipped", 0)
+    def summary(self) -> str:
+        return f", {self.skipped} updates skipped (gradient norm > {self.skip})" if self.skipped else ""
 
 # %% ../nbs/05_train.ipynb #e86fd5ac
 class Schedules(Callback):
-    "Learning-rate schedulers (built per optimiser term), stepped per epoch or per optimiser step."
-    order = 30
-    def __init__(self, schedulers: dict, every: str = "epoch"):
-        self.schedulers, self.schedule_every = schedulers, every
+    """Learning-rate schedules: `makers[term](optimizer)` builds the scheduler of that optimiser term when the trainer
+    takes the callback; stepped per epoch (`every='epoch'`) or per optimiser step ('step'). Attribute `schedulers`."""
+    order, name = 30, "schedules"
+    def __init__(self, makers: dict | None = None, every: str = "epoch"):
+        _check_choices(schedule_every=every)
+        self.makers, self.every, self.schedulers = dict(makers or {}), every, {}
+    def attach(self, trainer):
+        super().attach(trainer)
+        unknown = [k for k in self.makers if k not in trainer.optimizers]
+        if unknown:
+            raise KeyError(f"schedulers for {unknown}, but the optimisers are {list(trainer.optimizers)}")
+        self.schedulers = {k: make(trainer.optimizers[k]) for k, make in self.makers.items()}
     def after_update(self):
-        if self.schedule_every == "step":
+        if self.every == "step":
             for s in self.schedulers.values():
                 s.step()
     def after_epoch(self):
-        if self.schedule_every == "epoch":
+        if self.every == "epoch":
             for s in self.schedulers.values():
                 s.step()
     def state_dict(self) -> dict:
@@ -612,25 +742,22 @@ class Schedules(Callback):
             sch.load_state_dict(s["schedulers"][k])
 
 class EMA(Callback):
-    "An exponential moving average of the weights and buffers (`torch.optim.swa_utils.AveragedModel`)."
-    order = 40
+    """An exponential moving average of the weights and buffers (`torch.optim.swa_utils.AveragedModel`). Attribute
+    `model`: the `AveragedModel` (its `.module` is the averaged network), or None without a `decay`."""
+    order, name = 40, "ema"
     def __init__(self, model: nn.Module, decay: float | None = None):
-        self.ema_model = None
+        self.decay, self.model = decay, None
         if decay is not None:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-            self.ema_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+            self.model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
     def after_update(self):
-        if self.ema_model is not None:
-            self.ema_model.update_parameters(self.trainer.model)
+        if self.model is not None:
+            self.model.update_parameters(self.trainer.model)
     def state_dict(self) -> dict:
-        return {"ema": self.ema_model.state_dict() if self.ema_model is not None else None}
+        return {"model": self.model.state_dict() if self.model is not None else None}
     def load_state_dict(self, s: dict):
-        if self.ema_model is not None and s["ema"] is not None:
-            self.ema_model.load_state_dict(s["ema"])
-
-_DEFAULTS["schedules"] = lambda t, model, o: Schedules({k: make(t.optimizers[k]) for k, make in (o["schedulers"] or {}).items()},
-                                                     o["schedule_every"])
-_DEFAULTS["ema"] = lambda t, model, o: EMA(model, o["ema_decay"])
+        if self.model is not None and s.get("model") is not None:
+            self.model.load_state_dict(s["model"])
 
 # %% ../nbs/05_train.ipynb #4ac57d92
 def _progress_bar(total: int, desc: str, enabled: bool):
@@ -640,16 +767,19 @@ def _progress_bar(total: int, desc: str, enabled: bool):
         return tqdm(total=total, desc=desc, disable=not enabled, mininterval=1.0, dynamic_ncols=True)
 
 class ProgressBar(Callback):
-    "A tqdm bar over the fit's steps with the last record's first terms."
-    order = 50
-    def __init__(self, enabled: bool = True):
-        self.progress, self.bar = enabled, None
+    """A tqdm bar over the fit's steps with the last record's first terms, on rank 0. `enabled` None: on unless
+    `LATENTGEN_PROGRESS=0`. Attribute `bar` (the tqdm bar of the last fit)."""
+    order, name = 50, "progress"
+    def __init__(self, enabled: bool | None = None):
+        self.enabled, self.on, self.bar = enabled, False, None
     def before_fit(self):
         t = self.trainer
-        self.bar = _progress_bar(t.total, t.desc, self.progress)
+        env = os.environ.get("LATENTGEN_PROGRESS", "1").lower() not in ("0", "false", "no")
+        self.on = bool(env if self.enabled is None else self.enabled) and t.rank == 0
+        self.bar = _progress_bar(t.total, t.desc, self.on)
         self.bar.update(t.step)
     def after_batch(self):
-        if not self.progress:                 # a disabled bar costs nothing per step
+        if not self.on:                       # a disabled bar costs nothing per step
             return
         t = self.trainer
         if t.history.steps and (t.step % 10 == 0 or t.step == t.total):
@@ -660,34 +790,28 @@ class ProgressBar(Callback):
     after_fit = on_error
 
 class Evaluation(Callback):
-    "`eval_fn(model)` every `eval_every` steps and at the end, on rank 0; its records go to `history.evals`."
-    order = 60
-    def __init__(self, eval_fn: Callable | None = None, eval_every: int | None = None):
-        self.eval_fn, self.eval_every, self.eval_time_s = eval_fn, eval_every, 0.0
+    """`fn(model)` every `every` steps and at the end of a fit that was not cancelled, on rank 0; its records go to
+    `history.evals`. Attribute `time_s`: the seconds spent evaluating (inside the trainer's `train_time_s`)."""
+    order, name = 60, "evaluation"
+    def __init__(self, fn: Callable | None = None, every: int | None = None):
+        self.fn, self.every, self.time_s = fn, every, 0.0
     def after_batch(self):
         t = self.trainer
-        if self.eval_fn is not None and self.eval_every and t.step % self.eval_every == 0:
+        if self.fn is not None and self.every and t.step % self.every == 0:
             self.evaluate()
     def after_fit(self):
-        h = self.trainer.history
-        if self.eval_fn is not None and (not h.evals or h.evals[-1]["step"] != self.trainer.step):
+        t = self.trainer
+        if self.fn is not None and t.cancelled is None and (not t.history.evals or t.history.evals[-1]["step"] != t.step):
             self.evaluate()
     def state_dict(self) -> dict:
-        return {"eval_time_s": self.eval_time_s}
+        return {"time_s": self.time_s}
     def load_state_dict(self, s: dict):
-        self.eval_time_s = s.get("eval_time_s", 0.0)
-
-def _progress_on(t, o) -> bool:
-    env = os.environ.get("LATENTGEN_PROGRESS", "1").lower() not in ("0", "false", "no")
-    return (env if o["progress"] is None else o["progress"]) and t.rank == 0
-
-_DEFAULTS["progress"] = lambda t, model, o: ProgressBar(_progress_on(t, o))
-_DEFAULTS["evaluation"] = lambda t, model, o: Evaluation(o["eval_fn"], o["eval_every"])
+        self.time_s = s.get("time_s", 0.0)
 
 # %% ../nbs/05_train.ipynb #42426afd
 @patch
 def evaluate(self: Evaluation) -> dict:
-    "Run `eval_fn(model)` in eval mode without gradients and record the result."
+    "Run `fn(model)` in eval mode without gradients and record the result."
     t = self.trainer
     t._flush()
     out, t0 = None, time.perf_counter()
@@ -695,18 +819,18 @@ def evaluate(self: Evaluation) -> dict:
         was = t.model.training
         t.model.eval()
         with torch.no_grad():
-            out = {k: float(v) for k, v in dict(self.eval_fn(t.model)).items()}
+            out = {k: float(v) for k, v in dict(self.fn(t.model)).items()}
         t.model.train(was)
     if t.world > 1:
         box = [out]; dist.broadcast_object_list(box, src=0); out = box[0]
     t.history.evals.append({"step": t.step, "epoch": t.epoch, **{k: float(v) for k, v in out.items()}})
-    self.eval_time_s += time.perf_counter() - t0      # inside train_time_s; subtract it to time the training alone
+    self.time_s += time.perf_counter() - t0  # inside train_time_s; subtract it to time the training alone
     return out
 
 @patch
 def evaluate(self: Trainer) -> dict:
-    "Run `eval_fn(model)` in eval mode without gradients and record the result."
-    return next(c for c in self.callbacks if isinstance(c, Evaluation)).evaluate()
+    "Run the evaluation callback's `fn(model)` in eval mode without gradients and record the result."
+    return self.cb("evaluation").evaluate()
 
 @patch
 def divergence(self: Trainer, factor: float = 1e3) -> str | None:
@@ -726,83 +850,46 @@ def divergence(self: Trainer, factor: float = 1e3) -> str | None:
     return None
 
 class DivergenceWarning(Callback):
-    "Warn at the end of a fit when `Trainer.divergence` finds the run diverged (`trainer.diverged`: the reason or None)."
-    order = 95
+    """Warn at the end of a fit that was not cancelled when `Trainer.divergence` finds the run diverged. Attribute
+    `diverged`: the reason, or None."""
+    order, name = 95, "divergence"
     def __init__(self, factor: float = 1e3):
         self.factor, self.diverged = factor, None
     def after_fit(self):
         t = self.trainer
-        if t.rank == 0:
+        if t.rank == 0 and t.cancelled is None:
             self.diverged = t.divergence(self.factor)
             if self.diverged:                 # attributed to the line that called fit (4 frames up)
                 warnings.warn(f"{t.desc}: {self.diverged}", RuntimeWarning, stacklevel=4)
 
-_DEFAULTS["divergence"] = lambda t, model, o: DivergenceWarning()
-
-# %% ../nbs/05_train.ipynb #2625f0f0
-def numpy_state() -> dict:
-    "NumPy's global RNG state as a tensor and numbers, so that checkpoints load with `weights_only=True`."
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
-
-def set_numpy_state(st: dict):
-    "Restore NumPy's global RNG from `numpy_state()`'s form."
-    np.random.set_state((st["name"], st["keys"].cpu().numpy().astype(np.uint32), st["pos"], st["has_gauss"],
-                         st["cached_gaussian"]))
-
-_numpy_state_plain, _numpy_state_restore = numpy_state, set_numpy_state   # the old private names
-
-def rng_state() -> dict:
-    "Every random generator's state: torch, NumPy, Python and (where present) CUDA."
-    return {"torch": torch.get_rng_state(), "numpy": numpy_state(), "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-def set_rng_state(rng: dict):
-    "Restore the generators from `rng_state()`'s form."
-    torch.set_rng_state(rng["torch"].cpu()); set_numpy_state(rng["numpy"]); random.setstate(rng["python"])
-    if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([t.cpu() for t in rng["cuda"]])
-
 # %% ../nbs/05_train.ipynb #699ac4f5
 class Checkpoint(Callback):
-    "Write the training state to `path` at epochs' ends, on a clock, every n steps, on interruption and at the end."
-    order, requires = 80, ("rng",)         # a file without random states is no training checkpoint
-    def __init__(self, path=None, every: int | None = None, every_s: float | None = 600.0, each_epoch: bool = True):
-        self.ckpt_path, self.ckpt_every = (Path(path) if path else None), every
-        self.ckpt_every_s, self.ckpt_each_epoch, self.last = every_s, each_epoch, None
+    """Write the training state to `path` at epochs' ends (`each_epoch`), every `every_s` seconds, every `every` steps,
+    when the fit is cancelled (an interruption) and at the end. Attributes: those settings (`path` None: never) and
+    `last`, when it last saved (`time.perf_counter()`). The random states are the core's own checkpoint entries."""
+    order, name = 80, "checkpoint"
+    def __init__(self, path: str | Path | None = None, every: int | None = None, every_s: float | None = 600.0,
+                 each_epoch: bool = True):
+        self.path, self.every = (Path(path) if path else None), every
+        self.every_s, self.each_epoch, self.last = every_s, each_epoch, None
     def save(self):
-        if self.ckpt_path:
-            self.trainer.save_checkpoint(); self.last = time.perf_counter()
+        if self.path:
+            self.trainer.save_checkpoint(self.path); self.last = time.perf_counter()
     def before_fit(self):
         self.last = time.perf_counter()
     def after_batch(self):                    # only a request: the save waits for every process to agree
         t = self.trainer
-        due = self.ckpt_every_s is not None and time.perf_counter() - self.last >= self.ckpt_every_s
-        t.want_save |= due or bool(self.ckpt_path and self.ckpt_every and t.step % self.ckpt_every == 0)
-    def after_agree(self):
-        if self.ckpt_path and (self.trainer.want_save or self.trainer.want_stop):
+        due = self.every_s is not None and time.perf_counter() - self.last >= self.every_s
+        if due or (self.path and self.every and t.step % self.every == 0):
+            t.request_save()
+    def after_agree(self, stop: bool, save: bool):
+        if save and not stop:                 # a stop saves in after_fit, after the loop ended
             self.save()
     def after_epoch(self):
-        if self.ckpt_each_epoch and self.trainer.step < self.trainer.total:
+        if self.each_epoch and self.trainer.step < self.trainer.total:
             self.save()
     def after_fit(self):
         self.save()
-    def state_dict(self) -> dict:
-        t, rng = self.trainer, rng_state()
-        return {"rng": rng, "rng_ranks": t.strategy.gather(rng), "world_size": t.world}
-    def load_state_dict(self, s: dict):
-        t = self.trainer
-        saved_world = s.get("world_size", 1)
-        if saved_world != t.world:            # weights, optimisers and data position resume; the generators cannot
-            warnings.warn(f"{t.loaded_from} was written by "
-                          f"{saved_world} process(es) and resumes in {t.world}: the random generators are re-seeded, "
-                          "so the continuation is not the one the original run would have had")
-            seed_everything(t.seed + 1_000_003 * t.rank + t.step)
-            return
-        set_rng_state(s["rng_ranks"][t.rank] if t.world > 1 else s["rng"])
-
-_DEFAULTS["checkpoint"] = lambda t, model, o: Checkpoint(o["ckpt_path"], o["ckpt_every"], o["ckpt_every_s"], o["ckpt_each_epoch"])
 
 # %% ../nbs/05_train.ipynb #597752da
 class Interrupted(KeyboardInterrupt):
@@ -812,14 +899,16 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 class Interruption(Callback):
-    """First SIGINT or SIGTERM: stop after this step, with a checkpoint (every process at the same step); second: stop
-    now. Either way `Interrupted` is raised, naming the signal."""
-    order = 90
+    """First SIGINT or SIGTERM: stop after this step (every process at the same step) by raising `CancelFit`, so the
+    checkpoint callback saves it in `after_fit`, and the fit then raises `Interrupted`, naming the signal; a second
+    signal raises `Interrupted` at once. Active only with a checkpoint path, in the main thread. Attribute `hit`:
+    the (step, signal) of each signal received during the fit."""
+    order, name = 90, "interruption"
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
     def before_fit(self):
         self.hit, self.previous = [], {}
         t = self.trainer
-        self.catch = getattr(t, "ckpt_path", None) is not None and threading.current_thread() is threading.main_thread()
+        self.catch = t._ckpt_path() is not None and threading.current_thread() is threading.main_thread()
         if self.catch:
             self.previous = {s: signal.signal(s, self.on_signal) for s in self.SIGNALS}
     def on_signal(self, signum, frame):
@@ -828,21 +917,19 @@ class Interruption(Callback):
         self.hit.append((self.trainer.step, signum))
     def after_batch(self):
         if self.hit:
-            self.trainer.want_stop = True
-    def after_agree(self):
+            self.trainer.request_stop()
+    def after_agree(self, stop: bool, save: bool):
         t = self.trainer
-        if t.want_stop:                       # here, or on another process of the job (the flags are agreed)
+        if stop:                              # here, or on another process of the job (the requests are agreed)
             signum = self.hit[0][1] if self.hit else signal.SIGINT
             what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-            raise Interrupted(f"{what} at step {t.step}; the checkpoint {t.ckpt_path} holds it: "
-                              "continue with resume=True (command line: --resume)", signum)
+            raise CancelFit(what, Interrupted(f"{what} at step {t.step}; the checkpoint {t._ckpt_path()} holds it: "
+                                              "continue with resume=True (command line: --resume)", signum))
     def after_loop(self):
         if self.catch:
             for s, h in self.previous.items():
                 signal.signal(s, h)
             self.catch = False
-
-_DEFAULTS["interruption"] = lambda t, model, o: Interruption()
 
 # %% ../nbs/05_train.ipynb #11b2abc2
 class DataParallel(SingleProcess):

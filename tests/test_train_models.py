@@ -56,7 +56,7 @@ def test_non_finite_loss_names_the_term_or_is_skipped():
     with pytest.raises(NonFiniteLossError, match=r"\['kl'\].*step 0"):
         fit(Bad(), data(), steps=2, batch_size=32, progress=False)
     t = fit(Bad(), data(), steps=3, batch_size=32, progress=False, on_nan="skip")
-    assert t.skipped == 3 and len(t.history) == 0
+    assert t.cb("guard").skipped == 3 and len(t.history) == 0
 
 
 def test_missing_loss_method_and_term_are_clear_errors():
@@ -81,7 +81,7 @@ def test_exact_resume_mid_epoch(tmp_path):
     second = trainer(tmp_path / "c.pt"); second.fit(data(), steps=10, batch_size=32, resume=True)
     for p, q in zip(straight.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.equal(p, q)
-    for p, q in zip(straight.ema_model.state_dict().values(), second.ema_model.state_dict().values()):
+    for p, q in zip(straight.cb("ema").model.state_dict().values(), second.cb("ema").model.state_dict().values()):
         assert torch.equal(p, q)
     assert [r["loss"] for r in straight.history.steps] == [r["loss"] for r in second.history.steps]
     assert not list(tmp_path.glob(".*tmp*"))
@@ -97,7 +97,7 @@ def test_ema_gradient_clipping_eval_and_bf16():
     # Adam's first steps move each weight by about lr, whatever the clipped gradient
     assert (t.model.lin.weight - w0).abs().max() <= 4 * 1e-2 + 1e-6
     assert [e["step"] for e in t.history.evals] == [2, 4]
-    assert not torch.equal(t.ema_model.module.lin.weight, t.model.lin.weight)
+    assert not torch.equal(t.cb("ema").model.module.lin.weight, t.model.lin.weight)
 
 
 def test_vae_loss_terms_and_save_load(tmp_path):
