@@ -445,7 +445,7 @@ def _train_locked(args, out, profile, device, overrides, rank, world, shown=None
     trainer.fit(ds, epochs=epochs if not args.steps else None, steps=args.steps, batch_size=args.batch_size,
                 resume=args.resume)
     if ema:                                   # --ema: the average is the model (a second stage is fitted on it)
-        model.load_state_dict(trainer.ema_model.module.state_dict())
+        model.load_state_dict(trainer.cb("ema").model.module.state_dict())
     from latentgen.models import TwoStageModel
     if isinstance(model, TwoStageModel):             # fitted after the AE: RAE + GMM, two-stage VAE (chapter 3)
         model.fit_second_stage(ds, batch_size=args.batch_size, seed=args.seed, device=device)
