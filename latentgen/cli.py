@@ -888,7 +888,7 @@ ENVIRONMENT = {   # the environment variables latentgen reads, listed at the end
     "LATENTGEN_HOME": "where runs/ and results/ go (else the checkout, else the working folder)",
     "LATENTGEN_RUNS": "the chapters' run folders (else runs/ under LATENTGEN_HOME)",
     "LATENTGEN_RESULTS": "results files (else results/ under LATENTGEN_HOME)",
-    "LATENTGEN_PROFILE": "quick, gpu or paper (else gpu on CUDA, quick elsewhere)",
+    "LATENTGEN_PROFILE": "quick, cpu, gpu or paper (else gpu on CUDA, quick elsewhere)",
     "LATENTGEN_OFFLINE": "1: never download (data, weights); a missing file is an error",
     "LATENTGEN_PROGRESS": "0: no progress bars",
     "LATENTGEN_RETRAIN": "1: the chapters train every run again instead of loading saved ones",

@@ -388,3 +388,16 @@ def test_no_cell_shows_the_path_save_figure_returns():
                     and getattr(last.value.func, "id", None) == "save_figure" and not code.rstrip().endswith(";")):
                 shown.append(f"{nb.name} cell {i}")
     assert not shown, "cells that show save_figure's path: " + ", ".join(shown)
+
+
+def test_the_environment_variables_table_lists_what_the_package_reads():
+    """The guide's table of environment variables names every `LATENTGEN_*` variable the package reads (grep of
+    latentgen/) and nothing else, and `latentgen --help` lists the same (cli.ENVIRONMENT)."""
+    import re
+    from latentgen.cli import ENVIRONMENT
+    root = Path(__file__).resolve().parents[1]
+    read = set()
+    for f in (root / "latentgen").glob("*.py"):
+        read |= set(re.findall(r"LATENTGEN_[A-Z0-9_]+", f.read_text()))
+    guide = set(re.findall(r"^\| `(LATENTGEN_[A-Z0-9_]+)` \|", (root / "nbs" / "guide_package.md").read_text(), re.M))
+    assert guide == set(ENVIRONMENT) == read, (sorted(read ^ guide), sorted(read ^ set(ENVIRONMENT)))
