@@ -401,3 +401,54 @@ def test_the_environment_variables_table_lists_what_the_package_reads():
         read |= set(re.findall(r"LATENTGEN_[A-Z0-9_]+", f.read_text()))
     guide = set(re.findall(r"^\| `(LATENTGEN_[A-Z0-9_]+)` \|", (root / "nbs" / "guide_package.md").read_text(), re.M))
     assert guide == set(ENVIRONMENT) == read, (sorted(read ^ guide), sorted(read ^ set(ENVIRONMENT)))
+
+
+def test_every_name_a_notebook_uses_is_defined_or_imported_in_it():
+    """A notebook executes top to bottom in its own kernel: a name its cells read must be assigned, defined or
+    imported in one of its cells (or be a builtin). Catches an import dropped from an export cell that a test cell
+    still needs, which byte-compiling and the exported module's tests cannot see."""
+    import ast, builtins
+    root = Path(__file__).resolve().parents[1]
+    missing = {}
+    for nb in sorted((root / "nbs").glob("*.ipynb")):
+        cells = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        code = "\n".join("\n".join(l for l in s.splitlines() if not l.lstrip().startswith(("%", "!"))) for s in cells)
+        tree = ast.parse(code)
+        known = set(dir(builtins)) | {"display", "get_ipython", "__file__"}
+        for n in ast.walk(tree):
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                known.add(n.name)
+            elif isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+                known.add(n.id)
+            elif isinstance(n, (ast.Import, ast.ImportFrom)):
+                for a in n.names:
+                    if a.name == "*":           # `from latentgen.features import *`: that module's public names
+                        import importlib
+                        mod = importlib.import_module(n.module)
+                        known |= set(getattr(mod, "__all__", [k for k in dir(mod) if not k.startswith("_")]))
+                    else:
+                        known.add((a.asname or a.name).split(".")[0])
+            elif isinstance(n, ast.arg):
+                known.add(n.arg)
+            elif isinstance(n, ast.ExceptHandler) and n.name:
+                known.add(n.name)
+            elif isinstance(n, (ast.Global, ast.Nonlocal)):
+                known |= set(n.names)
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        if used - known:
+            missing[nb.name] = sorted(used - known)
+    assert not missing, missing
+
+
+def test_the_undefined_name_check_catches_a_dropped_import(tmp_path, monkeypatch):
+    "The check above on a planted notebook whose test cell uses a name no cell imports."
+    import types
+    nb = {"cells": [{"cell_type": "code", "source": ["from math import pi\n"]},
+                    {"cell_type": "code", "source": ["assert sqrt(pi) > 1\n"]}]}
+    (tmp_path / "nbs").mkdir(); (tmp_path / "nbs" / "x.ipynb").write_text(json.dumps(nb))
+    (tmp_path / "tests").mkdir()
+    fn = test_every_name_a_notebook_uses_is_defined_or_imported_in_it
+    planted = types.FunctionType(fn.__code__, {**fn.__globals__, "__file__": str(tmp_path / "tests" / "t.py")})
+    import pytest
+    with pytest.raises(AssertionError, match="sqrt"):
+        planted()
