@@ -347,16 +347,14 @@ def test_every_toc_page_exists_and_page_links_resolve():
     assert {"guide_running", "guide_gpu_offline"} <= names
 
 
-# the vocabulary of one workplace's way of lending GPU machines: the project is written for people who own theirs
-LENDING = re.compile(r"\blent (?:gpu|machine)|\blending\b|\bleased?\b|budget_left|device time|\bfiles_at\b|\btimeout_s\b"
-                     r"|\bcarry:|\bcarried with carry|\bgive_back\b|\bone call per run\b", re.I)
+# the project is written for people who own their GPU machine: no text about borrowing one
+LENDING = re.compile(r"\blent (?:gpu|machine)|\blending\b|\bleased?\b", re.I)
 
 
 def test_lending_vocabulary_pattern():
-    for s in ("A lent GPU machine", "status gives budget_left_s", "what the device time allows", "carry: [\".gpu-kit\"]",
-              "the call's files_at", "`timeout_s: 200`", "its lease"):
+    for s in ("A lent GPU machine", "a lending arrangement", "its lease"):
         assert LENDING.search(s), s
-    for s in ("released", "please", "excellent", "the codes carry little", "a GPU machine without internet", "timeout"):
+    for s in ("released", "please", "excellent", "a GPU machine without internet", "timeout"):
         assert not LENDING.search(s), s
 
 

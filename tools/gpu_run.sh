@@ -23,10 +23,10 @@ T0=$(date +%s)
 usage() { sed -n '2,11p' "${BASH_SOURCE[0]}" >&2; exit 2; }
 {  # the whole script is read before it runs: a checkout changed meanwhile cannot change a running call
 WHAT=${1:-}; [ $# -gt 0 ] && shift
-OUT=""; DEADLINE=570; KIT=""
+OUT_DIR=""; DEADLINE=570; KIT=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --out) OUT=${2:-}; shift 2 || usage ;;
+    --out) OUT_DIR=${2:-}; shift 2 || usage ;;
     --deadline-s) DEADLINE=${2:-}; shift 2 || usage ;;
     --kit) KIT=${2:-}; shift 2 || usage ;;
     *) usage ;;
@@ -42,10 +42,10 @@ case "$WHAT" in
   dashboard) CH=dashboard; NB=results_dashboard ;;
   *) usage ;;
 esac
-[ -n "$OUT" ] || usage
+[ -n "$OUT_DIR" ] || usage
 case "$DEADLINE" in ''|*[!0-9]*) echo "gpu_run: --deadline-s takes whole seconds" >&2; exit 2 ;; esac
 
-mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd) || exit 1        # relative paths: from where the command was run
+mkdir -p "$OUT_DIR" && OUT_DIR=$(cd "$OUT_DIR" && pwd) || exit 1        # relative paths: from where the command was run
 if [ -n "$KIT" ]; then
   [ -d "$KIT" ] || { echo "gpu_run: no kit folder $KIT" >&2; exit 2; }
   KIT=$(cd "$KIT" && pwd)
@@ -171,8 +171,8 @@ COLLECT=()
 [ -n "$CH" ] && [ -f "$WORK/before-$STAMP.json" ] && \
   COLLECT=(--collect "$RESULTS/$CH/$PROFILE=results/$CH/$PROFILE" --baseline "$WORK/before-$STAMP.json")
 NAME="latentgen-$WHAT-$PROFILE-$STAMP"
-if run "$PY" tools/gpu_kit.py pack --stage "$STAGE" --out "$OUT" --name "$NAME" --info "$WORK/info-$STAMP.json" "${COLLECT[@]}"; then
-  say "done in $(now)s (deadline ${DEADLINE}s): install ${T_INSTALL}s, data ${T_DATA}s, $WHAT ${T_MAIN}s ($STATUS); archive $OUT/$NAME.tar.gz"
+if run "$PY" tools/gpu_kit.py pack --stage "$STAGE" --out "$OUT_DIR" --name "$NAME" --info "$WORK/info-$STAMP.json" "${COLLECT[@]}"; then
+  say "done in $(now)s (deadline ${DEADLINE}s): install ${T_INSTALL}s, data ${T_DATA}s, $WHAT ${T_MAIN}s ($STATUS); archive $OUT_DIR/$NAME.tar.gz"
 else
   say "packing failed after $(now)s"; exit 1
 fi
