@@ -23,7 +23,9 @@ book: install data
 	jupyter-book build . --all -W -n --keep-going
 
 # the book of a profile whose chapters ran elsewhere (a GPU): executed notebooks committed under
-# results/<chapter>/<profile>/ are shown as they are, the toolbox pages run here; trains nothing. PROFILE=gpu|paper
+# results/<chapter>/<profile>/ are shown as they are (with the commit that made them, flagged where the code changed
+# since), the toolbox pages run here; trains nothing. PROFILE=gpu|cpu|paper, or best (gpu, then cpu per chapter; a
+# chapter with neither and the dashboard are executed here under quick: what the Pages workflow publishes)
 PROFILE ?= gpu
 book-from-results: install data
 	$(PY) tools/book_from_results.py --profile $(PROFILE)

@@ -15,11 +15,13 @@ from .models import register_model
 from .nets import PatchGAN, ResNetDecoder, ResNetEncoder
 
 # %% auto #0
-__all__ = ['AUTHORS_SHAPE', 'balanced_weights', 'aggregate_posterior_kl', 'variance_regularizer', 'moment_matched_kl',
-           'aggregate_kl_mc', 'aggregate_gaussian', 'full_moment_matched_kl', 'adversarial_losses', 'RiveraVAE']
+__all__ = ['AUTHORS_SHAPE', 'AUTHORS_WEIGHTS', 'balanced_weights', 'aggregate_posterior_kl', 'variance_regularizer',
+           'moment_matched_kl', 'aggregate_kl_mc', 'aggregate_gaussian', 'full_moment_matched_kl', 'adversarial_losses',
+           'RiveraVAE']
 
 # %% ../nbs/ch1_vae.ipynb #c481609e
 AUTHORS_SHAPE = (3, 256, 256)      # CelebA-HQ as the authors train it (INPUT_DIM = (256, 256, 3))
+AUTHORS_WEIGHTS = {"rec_weight": 5000.0, "adv_weight": 100.0}   # R_LOSS_FACTOR on the mean L1, and the adversarial weight
 
 def balanced_weights(image_shape, rec_weight: float = 5000.0, adv_weight: float = 100.0, ref_shape=AUTHORS_SHAPE) -> dict:
     """Eq. (11a): the reconstruction and adversarial weights that keep the authors' per-pixel Laplace scale
@@ -133,17 +135,18 @@ class RiveraVAE(nn.Module):
 # %% ../nbs/ch1_vae.ipynb #0546f4fe
 @patch(cls_method=True)
 def default_config(cls: RiveraVAE, image_shape, num_classes=None, profile=None) -> dict:
-    """Quick: a small ResNet for a CPU. Paper: the authors' 128 filters in every stage, two identity blocks per
-    stage, latent 512, their PatchGAN. Both: the loss weights of eq. (11a) for this image size."""
+    """Quick and cpu: a small ResNet for a CPU. Paper: the authors' 128 filters in every stage, two identity blocks per
+    stage, latent 512, their PatchGAN. Loss weights: eq. (11a) for this image size in the quick, gpu and paper
+    profiles; the authors' constants (5000 on the mean L1, 100 on the adversarial term) in the cpu profile."""
     c, s, _ = image_shape
     stages = max(1, int(math.log2(s // 4)))        # down to 4x4, as the paper's six stages take 256x256 to 4x4
     paper = {"widths": (128,) * stages, "blocks": 2, "latent_dim": 512,
              "disc_channels": (128, 128, 128, 64, 64, 1), "lr": 1e-4}
     quick = {"widths": tuple(16 * 2 ** i for i in range(stages)), "blocks": 1, "latent_dim": 64,
              "disc_channels": (32, 32, 32, 16, 16, 1), "lr": 5e-4}
-    w = balanced_weights((c, s, s))
+    w = by_profile(balanced_weights((c, s, s)), balanced_weights((c, s, s)), profile, gpu="paper", cpu=AUTHORS_WEIGHTS)
     return {"channels": c, "image_size": s, "rec_weight": w["rec_weight"], "adv_weight": w["adv_weight"],
-            **by_profile(quick, paper, profile, gpu="paper")}
+            **by_profile(quick, paper, profile, gpu="paper", cpu="quick")}
 
 @patch
 def configure_optimizers(self: RiveraVAE):

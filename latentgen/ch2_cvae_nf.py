@@ -151,8 +151,8 @@ def default_config(cls: CVAE, image_shape, num_classes=None, profile=None) -> di
     c, s, _ = image_shape
     return {"channels": c, "image_size": s, "label_dim": num_classes or 40,
             "label_type": "class" if num_classes else "attributes",
-            "latent_dim": by_profile(16, 64 if c == 3 else 20, profile, gpu="paper"), "width": by_profile(32, 64, profile, gpu="paper"),
-            "hidden": by_profile(256, 1024, profile, gpu="paper"), "flow_hidden": by_profile(128, 256, profile, gpu="paper")}
+            "latent_dim": by_profile(16, 64 if c == 3 else 20, profile, gpu="paper", cpu="quick"), "width": by_profile(32, 64, profile, gpu="paper", cpu="quick"),
+            "hidden": by_profile(256, 1024, profile, gpu="paper", cpu="quick"), "flow_hidden": by_profile(128, 256, profile, gpu="paper", cpu="quick")}
 
 @patch
 def configure_optimizers(self: CVAE):

@@ -111,22 +111,42 @@ def describe_run(profile: str | None = None, device=None, data: str | None = Non
     return d
 
 class ChapterClock:
-    """The wall clock of a chapter run: `clock = ChapterClock("ch3", budget_min={"quick": 6, "gpu": 10})` at the top
-    prints the profile, the device and the budget; `clock.done()` in the last cell prints the minutes it took."""
+    """The wall clock of a chapter run: `clock = ChapterClock("ch3", budget_min={"quick": 6, "cpu": 45})` at the top
+    prints the profile, the device and the budget; `clock.count(trainer)` adds the training time of a run an earlier
+    session made (loaded or resumed from its run folder), so that `total_s` is what the chapter costs from scratch;
+    `clock.done()` in the last cell prints the minutes."""
     def __init__(self, chapter: str, budget_min: dict | None = None, profile: str | None = None):
-        self.chapter, self.profile, self.t0 = chapter, get_profile(profile), time.perf_counter()
+        self.chapter, self.profile, self.t0, self.earlier_s = chapter, get_profile(profile), time.perf_counter(), 0.0
         self.budget = (budget_min or {}).get(self.profile)
         print(f"{chapter}: {self.profile} profile on {device_name()}"
               + (f"; budget about {self.budget} min" if self.budget else "") + f"; started {time.strftime('%H:%M:%S')}")
 
+    def count(self, trainer):
+        """Add the training time an earlier session spent on `trainer`'s run (`runs.run_trainer` sets `run_status`
+        and `wall_time_s`): all of it for a loaded run, the share of the steps done before for a resumed one. Returns
+        `trainer`."""
+        status, spent = getattr(trainer, "run_status", ""), float(getattr(trainer, "wall_time_s", 0.0) or 0.0)
+        if status.startswith("loaded"):
+            self.earlier_s += spent
+        elif status.startswith("resumed from step ") and getattr(trainer, "step", 0):
+            self.earlier_s += spent * int(status.rsplit(" ", 1)[1]) / trainer.step
+        return trainer
+
     @property
     def minutes(self) -> float:
+        "Minutes since the top of the chapter, in this session."
         return (time.perf_counter() - self.t0) / 60
 
+    @property
+    def total_s(self) -> float:
+        "Seconds the chapter costs from scratch: this session's wall time plus the counted earlier training."
+        return time.perf_counter() - self.t0 + self.earlier_s
+
     def done(self) -> float:
-        "Print and return the minutes since the top of the chapter."
-        m = self.minutes
+        "Print and return the chapter's minutes from scratch (`total_s`), with this session's share."
+        m = self.total_s / 60
         print(f"{self.chapter}: {self.profile} profile on {device_name()}: the run took {m:.1f} min"
+              + (f" ({self.minutes:.1f} here, {self.earlier_s / 60:.1f} of training in earlier sessions)" if self.earlier_s else "")
               + (f" (budget about {self.budget} min)" if self.budget else ""))
         return m
 

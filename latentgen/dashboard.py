@@ -9,11 +9,11 @@ from .config import PROFILES
 from .results import results_root
 
 # %% auto #0
-__all__ = ['VERDICTS', 'VERDICT_KEYS', 'effect', 'noise_threshold', 'verdict', 'load_all_results', 'protocol', 'write_verdicts',
-           'load_verdicts']
+__all__ = ['VERDICTS', 'VERDICT_KEYS', 'effect', 'noise_threshold', 'paired_tau', 'verdict', 'load_all_results', 'protocol',
+           'write_verdicts', 'load_verdicts']
 
 # %% ../nbs/results_dashboard.ipynb #948c3298
-VERDICTS = ("reproduced", "same direction", "within noise", "opposite", "at floor", "spread not measured", "not run")
+VERDICTS = ("reproduced", "same direction", "within noise", "opposite", "at floor", "not measurable", "spread not measured", "not run")
 
 def effect(a: float, b: float, lower_is_better: bool = True) -> float:
     "Relative difference of A over B in the claimed direction: > 0 when A is better than B, as the paper claims."
@@ -30,11 +30,21 @@ def noise_threshold(values) -> float | None:
     s = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
     return 2 * math.sqrt(2) * s / abs(mean)
 
+def paired_tau(effects) -> tuple | None:
+    """(mean, 95% t half-width) of per-seed effects of a compared pair (A and B trained with the same seed, one
+    effect per seed); None under 2 seeds. The half-width is τ: the effect is read only beyond it."""
+    from latentgen.metrics import t_interval
+    v = [float(x) for x in effects]
+    return tuple(float(x) for x in t_interval(v)) if len(v) >= 2 else None
+
 def verdict(e: float | None, tau: float | None = None, comparable: bool = False, ours: float | None = None,
-            paper: float | None = None, paper_effect: float | None = None, at_floor: bool = False) -> str:
+            paper: float | None = None, paper_effect: float | None = None, at_floor: bool = False,
+            precondition: bool = True) -> str:
     "The dashboard's rule (above), one case per verdict of `VERDICTS`."
     if e is None or (isinstance(e, float) and math.isnan(e)):
         return "not run"
+    if not precondition:
+        return "not measurable"
     if at_floor:
         return "at floor"
     if tau is None:
