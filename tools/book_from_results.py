@@ -42,6 +42,12 @@ def executed_copy(results: Path, chapter: str, profile: str, name: str) -> Path 
 BEST = ("gpu", "cpu")     # --profile best: the first of these a chapter has a committed copy of
 
 
+def short(commit: str | None) -> str:
+    "A commit as a page shows it: 10 hex digits, and `+dirty` where the tree had uncommitted changes (the code digest says which)."
+    c = commit or "?"
+    return c[:10] + ("+dirty" if c.endswith("+dirty") else "")
+
+
 def provenance_note(results: Path, chapter: str, profile: str) -> tuple[str, bool]:
     """The note on top of a page shown from `results/<chapter>/<profile>/` (markdown), and whether its numbers are
     stale: which commit and machine made them and in how long, and, where the code has changed since, which files."""
@@ -49,7 +55,7 @@ def provenance_note(results: Path, chapter: str, profile: str) -> tuple[str, boo
     recs = [(f, load_results(f)) for f in sorted((results / chapter / profile).glob("*.json"))]   # seals checked
     if not recs:
         return (f"```{{note}}\nThese outputs come from the `{profile}` profile; no results file lies beside them.\n```", False)
-    made = "; ".join(f"`{f.name}`: commit {(r.get('git_commit') or '?')[:10]} on {r.get('device', '?')}"
+    made = "; ".join(f"`{f.name}`: commit {short(r.get('git_commit'))} on {r.get('device', '?')}"
                      + (f", {r['wall_time_s'] / 60:.0f} min" if r.get("wall_time_s") else "") for f, r in recs)
     stale = [(f, rep) for f, r in recs if (rep := stale_report(r)) is not None]
     if not stale:
@@ -59,7 +65,7 @@ def provenance_note(results: Path, chapter: str, profile: str) -> tuple[str, boo
     for f, rep in stale:
         what = ("it stored no code digest" if rep["changed"] is None else
                 "changed since: " + ", ".join(f"`{c}`" for c in rep["changed"]))
-        lines.append(f"`{f.name}` (commit {(rep['commit'] or '?')[:10]}): {what}")
+        lines.append(f"`{f.name}` (commit {short(rep['commit'])}): {what}")
     return (f"```{{warning}}\n**Stale numbers.** This page shows the `{profile}` profile's committed run ({made}), and the "
             f"code has changed since it was made. " + "; ".join(lines) + ". Run the chapter again under this profile "
             "to bring the page up to date.\n```", True)
