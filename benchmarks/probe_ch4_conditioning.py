@@ -26,6 +26,7 @@ a.add_argument("--width", type=int, default=32); a.add_argument("--z", type=int,
 a.add_argument("--lr", type=float, default=6e-4); a.add_argument("--output", default="gaussian")
 a.add_argument("--schedule", action="store_true"); a.add_argument("--label-drop", type=float, default=0.1)
 a.add_argument("--n", type=int, default=500)
+a.add_argument("--grad-skip", type=float, default=300.0, help="skip an update whose gradient norm exceeds this (the chapter: 300)")
 args = a.parse_args()
 seed_everything(0)
 train, held = train_test_splits(args.dataset, "cpu", seed=0, image_size=args.size)
@@ -36,13 +37,14 @@ model = HierarchicalVAE(**cfg)
 n_par = sum(p.numel() for p in model.parameters()) / 1e6
 sched = dict(start=args.lr / 10, peak=args.lr, final=args.lr / 2, warmup=50, decay=round(args.steps * 400 / 350))
 t0 = time.perf_counter()
-tr = Trainer(model, seed=0, grad_skip=300.0, grad_skip_after=1000, ema_decay=0.99,
+tr = Trainer(model, seed=0, grad_skip=args.grad_skip, grad_skip_after=1000, ema_decay=0.99,
              schedulers={"loss": warmup_cosine(**sched)}, schedule_every="step")
 tr.fit(train, steps=args.steps, batch_size=args.batch)
 secs = time.perf_counter() - t0
 m = tr.cb("ema").model.module.eval()
 x = torch.stack([held[i][0] for i in range(args.n)]); y = torch.as_tensor([int(held[i][1]) for i in range(args.n)])
-out = {"config": {k: v for k, v in vars(args).items()}, "params_M": round(n_par, 3), "train_s": round(secs, 1)}
+out = {"config": {k: v for k, v in vars(args).items()}, "params_M": round(n_par, 3), "train_s": round(secs, 1),
+       "updates_skipped_grad_norm": tr.cb("clip").skipped}
 with torch.no_grad():
     rec = torch.cat([m.reconstruct(xb, yb) for xb, yb in zip(x.split(250), y.split(250))])
     kl = m.elbo_terms(x[:200], y[:200])["kl"].mean(0)
