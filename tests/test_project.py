@@ -351,9 +351,8 @@ def test_every_toc_page_exists_and_page_links_resolve():
 LENDING = re.compile(r"\blent (?:gpu|machine)|\blending\b|\bleased?\b", re.I)
 
 
-def test_lending_vocabulary_pattern():
-    for s in ("A lent GPU machine", "a lending arrangement", "its lease"):
-        assert LENDING.search(s), s
+def test_lending_vocabulary_pattern_spares_ordinary_words():
+    "The pattern does not fire on ordinary words that contain its letters, nor on the project's own phrasing."
     for s in ("released", "please", "excellent", "a GPU machine without internet", "timeout"):
         assert not LENDING.search(s), s
 
