@@ -185,12 +185,12 @@ class LatentFlowAE(nn.Module):
 # %% ../nbs/ch3_glf.ipynb #fecbaf0d
 @patch(cls_method=True)
 def default_config(cls: LatentFlowAE, image_shape, num_classes=None, profile=None) -> dict:
-    "The paper's d and k (20 and 64 for one-channel data, 64 and 256 for colour); narrower nets in the quick profile."
+    "The paper's d and k (20 and 64 for one-channel data, 64 and 256 for colour); narrower nets in the quick and cpu profiles."
     c, s, _ = image_shape
     return {"channels": c, "image_size": s, "latent_dim": 20 if c == 1 else 64, "flow_hidden": 64 if c == 1 else 256,
-            "width": by_profile(32, 64, profile, gpu="paper"), "hidden": by_profile(512, 1024, profile, gpu="paper"),
-            "stage2_hidden": by_profile(256, 1024, profile, gpu="paper"),
-            "gamma_lr": by_profile(2e-2, None, profile, gpu="paper")}     # quick: log γ must be able to move in ~200 steps
+            "width": by_profile(32, 64, profile, gpu="paper", cpu="quick"), "hidden": by_profile(512, 1024, profile, gpu="paper", cpu="quick"),
+            "stage2_hidden": by_profile(256, 1024, profile, gpu="paper", cpu="quick"),
+            "gamma_lr": by_profile(2e-2, None, profile, gpu="paper", cpu=None)}   # quick: log γ must move in ~200 steps; cpu: one rule for all
 
 @patch
 def complete_config(self: LatentFlowAE, config: dict) -> dict:
