@@ -210,15 +210,15 @@ class HierarchicalVAE(nn.Module):
 # %% ../nbs/ch4_hvae.ipynb #f565ffab
 @patch(cls_method=True)
 def default_config(cls: HierarchicalVAE, image_shape, num_classes=None, profile=None) -> dict:
-    "Latents at every resolution in (1, 4, 7, 8, 14, 16, 28, 32, 64) dividing the image size; paper: the CIFAR-10 model's sizes."
+    "Latents at every resolution in (1, 4, 7, 8, 14, 16, 28, 32, 64) dividing the image size; paper: the CIFAR-10 model's sizes; cpu: quick's."
     c, s, _ = image_shape
     res = tuple(r for r in (1, 4, 7, 8, 14, 16, 28, 32, 64) if r <= s and s % r == 0)
     paper_layers = {1: 3, 4: 5, 7: 7, 8: 7, 14: 10, 16: 10, 28: 14, 32: 14, 64: 14}
     gpu_layers = {1: 2, 4: 3, 7: 4, 8: 4, 14: 4, 16: 4, 28: 4, 32: 4, 64: 4}     # gpu: a fifth of the depth, half the width
     return {"channels": c, "image_size": s, "resolutions": res,
-            "layers": tuple(by_profile(1, paper_layers[r], profile, gpu=gpu_layers[r]) for r in res),
-            "width": by_profile(16, 128, profile, gpu=64), "z_channels": by_profile(4, 16, profile, gpu=16),
-            "enc_blocks": by_profile(1, 3, profile, gpu=2)}
+            "layers": tuple(by_profile(1, paper_layers[r], profile, gpu=gpu_layers[r], cpu="quick") for r in res),
+            "width": by_profile(16, 128, profile, gpu=64, cpu="quick"), "z_channels": by_profile(4, 16, profile, gpu=16, cpu="quick"),
+            "enc_blocks": by_profile(1, 3, profile, gpu=2, cpu="quick")}
 
 @patch
 def configure_optimizers(self: HierarchicalVAE):
